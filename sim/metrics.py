@@ -1,0 +1,91 @@
+"""Streaming collectors: counters, growable arrays and log-scale histograms.
+
+A large run delivers billions of messages, so per-message values go into
+fixed-size histograms (with exact sums for means); only per-change values,
+one number per status change, are kept whole.
+"""
+
+import math
+
+import numpy as np
+
+
+class LogHistogram:
+    """Counts of positive values in log-spaced bins, plus their exact sum.
+
+    With 100 bins per decade a bin spans 2.3%, so a percentile read from it is
+    within about 1.2% of the exact one. Zeros and values below `low` go to
+    the first bin.
+    """
+
+    def __init__(self, low: float = 1e-7, decades: int = 12, per_decade: int = 100):
+        self.low = low
+        self.per_decade = per_decade
+        self.bins = decades * per_decade
+        self.counts = np.zeros(self.bins, dtype=np.int64)
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, values: np.ndarray) -> None:
+        if len(values) == 0:
+            return
+        scaled = np.log10(np.maximum(values, self.low) / self.low) * self.per_decade
+        index = np.minimum(scaled.astype(np.int64), self.bins - 1)
+        self.counts += np.bincount(index, minlength=self.bins)
+        self.total += float(values.sum())
+        self.count += len(values)
+
+    def edges(self) -> np.ndarray:
+        return self.low * 10.0 ** (np.arange(self.bins + 1) / self.per_decade)
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile, read at the geometric middle of its bin."""
+        if self.count == 0:
+            return math.nan
+        position = int(np.searchsorted(np.cumsum(self.counts), q * self.count))
+        position = min(position, self.bins - 1)
+        edges = self.edges()
+        return float(math.sqrt(edges[position] * edges[position + 1]))
+
+
+class IntSeries:
+    """An append-only array of integers that grows by doubling."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._data = np.zeros(capacity, dtype=np.int64)
+        self._size = 0
+
+    def append(self, value: int) -> None:
+        if self._size == len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self._size] = value
+        self._size += 1
+
+    def values(self) -> np.ndarray:
+        return self._data[: self._size]
+
+
+class StrategyMetrics:
+    """What one strategy did over a run.
+
+    `n` holds, per status change, the number of observers the change was
+    carried to (its storm diffusion factor N); `messages` counts every
+    presence message sent to clients (pushes, poll replies, pull replies);
+    `latency` holds, per observer reached, the time from the change to the
+    moment the observer's view shows it.
+    """
+
+    def __init__(self) -> None:
+        self.changes = 0
+        self.messages = 0
+        self.requests = 0
+        self.n = IntSeries()
+        self.latency = LogHistogram()
+
+    def record_change(self, informed: int | None) -> None:
+        self.changes += 1
+        if informed is not None:
+            self.n.append(informed)

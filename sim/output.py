@@ -1,0 +1,77 @@
+"""Writing a run's outputs: tables, summary, figures and report, atomically.
+
+Everything goes into a hidden temporary folder beside the destination, which
+is renamed into place only when complete, so an interrupted or failed run
+never leaves a half-written output folder.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from sim.errors import PresenceSimError
+from sim.experiment import RunResult
+from sim.report import render_report
+
+log = logging.getLogger(__name__)
+
+
+def default_run_dir(result: RunResult, root: Path = Path("reports")) -> Path:
+    """`reports/<scenario>/<UTC time>-seed<seed>`."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return root / result.scenario.slug / f"{stamp}-seed{result.scenario.seed}"
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Each table as CSV and Parquet under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def write_run(result: RunResult, out_dir: Path) -> Path:
+    """Write every output of a run into `out_dir`, replacing it if present."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PresenceSimError(f"--out: {out_dir} exists and is not a folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write_tables(result.tables, staging / "tables")
+        summary = dict(result.summary, tables=sorted(result.tables))
+        (staging / "summary.json").write_text(
+            json.dumps(summary, indent=2, default=_jsonable) + "\n", encoding="utf-8"
+        )
+        render_report(result.scenario, summary, result.tables, staging)
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("wrote %s", out_dir)
+    return out_dir
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        # Swap the old folder out first, so a failure leaves one whole copy.
+        retired = Path(
+            tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent)
+        )
+        os.replace(out_dir, retired / "previous")
+        os.replace(staging, out_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, out_dir)
+
+
+def _jsonable(value: object) -> object:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

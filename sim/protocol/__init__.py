@@ -1,0 +1,13 @@
+"""The presence protocol, one module per strategy behind one interface."""
+
+from sim.protocol.base import Strategy
+from sim.protocol.lazy_pull import GroupLazyPull
+from sim.protocol.poll import FriendPoll
+from sim.protocol.push import FriendPush, GroupPush
+
+STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
+    (cls.audience, cls.name): cls
+    for cls in (FriendPush, FriendPoll, GroupPush, GroupLazyPull)
+}
+
+__all__ = ["STRATEGIES", "Strategy"]

@@ -1,0 +1,347 @@
+"""Scenario files: the pydantic schema, defaults, loading and `--set` overrides.
+
+The dotted keys of this schema (`population.users`, `strategies.poll_interval`,
+`tiers.gateway.servers`) are a public interface: scripts and CI jobs address
+them, so they stay stable.
+"""
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from sim.errors import PresenceSimError
+from sim.units import parse_duration
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LengthDistribution(_Section):
+    """Random lengths of time: sessions, offline gaps, service times."""
+
+    distribution: Literal["fixed", "exponential", "lognormal"] = "exponential"
+    mean: PositiveSeconds
+    cv: float = Field(1.0, gt=0, description="coefficient of variation (lognormal)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_duration_is_fixed(cls, value: Any) -> Any:
+        # `deliver: 20us` is shorthand for a fixed length.
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return {"distribution": "fixed", "mean": value}
+        return value
+
+
+class Population(_Section):
+    users: int = Field(20_000, ge=2)
+    online_fraction: float = Field(0.2, gt=0, lt=1)
+    session: LengthDistribution = LengthDistribution(mean=1800.0)
+
+
+class DegreeDistribution(_Section):
+    """How many friends each user adds (the out-degree)."""
+
+    distribution: Literal["fixed", "poisson", "lognormal"] = "fixed"
+    mean: float = Field(200.0, gt=0)
+    cv: float = Field(1.0, gt=0, description="coefficient of variation (lognormal)")
+
+
+class SyntheticGraph(_Section):
+    kind: Literal["synthetic"] = "synthetic"
+    out_degree: DegreeDistribution = DegreeDistribution()
+
+
+class EdgeListGraph(_Section):
+    """A real friend graph read from an edge list, `src dst` per line."""
+
+    kind: Literal["edge_list"]
+    path: str
+    directed: bool = True
+    delimiter: Literal["whitespace", "comma", "tab"] = "whitespace"
+
+
+class SyntheticGroups(_Section):
+    kind: Literal["synthetic"] = "synthetic"
+    groups_per_user: int = Field(20, ge=0)
+    group_size: int = Field(200, ge=2)
+
+
+class MembershipGroups(_Section):
+    """Group memberships read from a file.
+
+    `pairs`: one `node group` pair per line. `lines`: one group per line, its
+    members separated by the delimiter, after `skip_fields` leading fields that
+    name the group.
+    """
+
+    kind: Literal["file"]
+    path: str
+    format: Literal["pairs", "lines"] = "pairs"
+    delimiter: Literal["whitespace", "comma", "tab"] = "whitespace"
+    skip_fields: int = Field(0, ge=0)
+
+
+class NoGroups(_Section):
+    kind: Literal["none"]
+
+
+class Behaviour(_Section):
+    group_visits_per_hour: float = Field(
+        2.0, ge=0, description="group openings per online hour of a user"
+    )
+
+
+FriendStrategy = Literal["push", "poll"]
+GroupStrategy = Literal["push", "lazy_pull"]
+
+
+class Strategies(_Section):
+    friends: list[FriendStrategy] = ["push", "poll"]
+    groups: list[GroupStrategy] = ["push", "lazy_pull"]
+    poll_interval: PositiveSeconds = 60.0
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> "Strategies":
+        for audience in ("friends", "groups"):
+            chosen = getattr(self, audience)
+            if len(set(chosen)) != len(chosen):
+                raise ValueError(f"strategies.{audience} lists a strategy twice")
+        return self
+
+
+def _fixed(seconds: float) -> LengthDistribution:
+    return LengthDistribution(distribution="fixed", mean=seconds)
+
+
+class GatewayTier(_Section):
+    """Holds client connections; delivers pushes and receives requests."""
+
+    servers: int = Field(4, ge=1)
+    workers: int = Field(8, ge=1)
+    deliver: LengthDistribution = _fixed(20e-6)
+    request: LengthDistribution = _fixed(50e-6)
+
+
+class PresenceTier(_Section):
+    """Applies status changes, computes fan-outs, answers polls and pulls."""
+
+    servers: int = Field(2, ge=1)
+    workers: int = Field(8, ge=1)
+    change: LengthDistribution = _fixed(200e-6)
+    poll: LengthDistribution = _fixed(300e-6)
+    pull: LengthDistribution = _fixed(300e-6)
+
+
+class Tiers(_Section):
+    gateway: GatewayTier = GatewayTier()
+    presence: PresenceTier = PresenceTier()
+
+
+class Network(_Section):
+    hop_delay: Seconds = 1e-3
+
+
+class Metrics(_Section):
+    slot: PositiveSeconds = Field(1.0, description="width of a load time-series slot")
+
+
+class Scenario(_Section):
+    """Everything one run needs, with the defaults of the reference article."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(1, ge=0)
+    duration: PositiveSeconds = 3600.0
+    population: Population = Population()
+    graph: Annotated[SyntheticGraph | EdgeListGraph, Field(discriminator="kind")] = (
+        SyntheticGraph()
+    )
+    groups: Annotated[
+        SyntheticGroups | MembershipGroups | NoGroups, Field(discriminator="kind")
+    ] = SyntheticGroups()
+    behaviour: Behaviour = Behaviour()
+    strategies: Strategies = Strategies()
+    tiers: Tiers = Tiers()
+    network: Network = Network()
+    metrics: Metrics = Metrics()
+
+    @model_validator(mode="after")
+    def _poll_not_faster_than_slot(self) -> "Scenario":
+        if self.strategies.poll_interval < self.metrics.slot:
+            raise ValueError(
+                "strategies.poll_interval must be at least metrics.slot "
+                f"({self.metrics.slot:g} s); polls are computed per slot"
+            )
+        return self
+
+    @property
+    def slug(self) -> str:
+        """The name made safe for a folder name."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-.")
+        return slug or "scenario"
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file.
+
+    Relative data paths in the file are taken relative to the file's folder.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    raw.setdefault("name", path.stem)
+    raw = apply_overrides(raw, overrides or [])
+    scenario = parse_scenario(raw, source=str(path))
+    return _resolve_paths(scenario, path.parent)
+
+
+def parse_scenario(raw: dict[str, Any], source: str = "scenario") -> Scenario:
+    """Validate a mapping, turning schema errors into one readable message."""
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        message = f"{source}: invalid scenario\n  " + "\n  ".join(lines)
+        raise PresenceSimError(message) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides; values are read as YAML scalars."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise PresenceSimError(
+                f"--set {item!r}: expected KEY=VALUE, e.g. population.users=20000"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise PresenceSimError(
+                f"--set {key}: value {text!r} is not valid YAML"
+            ) from None
+        target = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise PresenceSimError(
+                    f"--set {key}: '{part}' holds a value, not a section"
+                )
+            target = child
+        target[parts[-1]] = value
+    return raw
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PresenceSimError(f"{path}: scenario file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise PresenceSimError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PresenceSimError(f"{path}: a scenario must be a mapping of sections")
+    return raw
+
+
+def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
+    updates: dict[str, Any] = {}
+    for field in ("graph", "groups"):
+        section = getattr(scenario, field)
+        data_path = getattr(section, "path", None)
+        if data_path is None:
+            continue
+        resolved = Path(data_path).expanduser()
+        if not resolved.is_absolute():
+            resolved = (base / resolved).resolve()
+        if not resolved.is_file():
+            raise PresenceSimError(f"{field}.path: data file {resolved} not found")
+        updates[field] = section.model_copy(update={"path": str(resolved)})
+    return scenario.model_copy(update=updates) if updates else scenario
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One line per schema error: the dotted field, then what is wrong."""
+    loc = [str(part) for part in error["loc"]]
+    field = ".".join(_strip_union_tags(loc)) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        valid = _valid_fields(loc[:-1])
+        hint = f"; valid fields here: {', '.join(valid)}" if valid else ""
+        return f"{field}: unknown field{hint}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{field}: {message}"
+
+
+def _strip_union_tags(loc: list[str]) -> list[str]:
+    # Discriminated unions add the tag (`synthetic`) to the location.
+    tags = {"synthetic", "edge_list", "file", "none"}
+    return [part for i, part in enumerate(loc) if not (i > 0 and part in tags)]
+
+
+def _valid_fields(loc: list[str]) -> list[str]:
+    model: Any = Scenario
+    for part in loc:
+        if part.isdigit():
+            continue
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+            continue
+        members = getattr(model, "__args__", ())
+        chosen = [m for m in _flatten(members) if _tag_of(m) == part] or [
+            m for m in _flatten(members) if isinstance(m, type)
+        ]
+        model = chosen[0] if chosen else None
+        if model is None:
+            return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        for member in _flatten(getattr(model, "__args__", ())):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                model = member
+                break
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def _flatten(members: tuple[Any, ...]) -> list[Any]:
+    flat: list[Any] = []
+    for member in members:
+        inner = getattr(member, "__args__", None)
+        if inner and not (isinstance(member, type) and issubclass(member, BaseModel)):
+            flat.extend(_flatten(inner))
+        else:
+            flat.append(member)
+    return flat
+
+
+def _tag_of(member: Any) -> str | None:
+    if isinstance(member, type) and issubclass(member, BaseModel):
+        kind = member.model_fields.get("kind")
+        if kind is not None:
+            return kind.default
+    return None

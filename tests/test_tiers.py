@@ -1,0 +1,69 @@
+"""Batch delivery through a tier equals per-message FIFO service."""
+
+import numpy as np
+import pytest
+
+from sim.scenario import LengthDistribution
+from sim.tiers import Tier
+
+
+def _per_message_fifo(batches, servers: int, workers: int, service: float):
+    """One job at a time: each takes the earliest free worker of its server."""
+    free = [[0.0] * workers for _ in range(servers)]
+    finishes = []
+    for time, targets in batches:
+        out = []
+        for server in targets:
+            row = free[server]
+            worker = min(range(workers), key=row.__getitem__)
+            start = max(time, row[worker])
+            row[worker] = start + service
+            out.append(row[worker])
+        finishes.append(np.array(out))
+    return finishes
+
+
+def _tier(servers: int, workers: int, service: LengthDistribution, seed: int = 0):
+    return Tier(
+        "t", servers, workers, {"op": service}, np.random.default_rng(seed), 100.0, 1.0
+    )
+
+
+def test_batch_delivery_equals_per_message_fifo_for_fixed_service():
+    rng = np.random.default_rng(4)
+    times = np.cumsum(rng.exponential(0.002, 300))
+    batches = [(float(t), rng.integers(0, 3, rng.integers(1, 80))) for t in times]
+    tier = _tier(3, 4, LengthDistribution(distribution="fixed", mean=0.0007))
+
+    batched = [tier.serve(t, targets, "op") for t, targets in batches]
+    reference = _per_message_fifo(batches, 3, 4, 0.0007)
+
+    for got, expected in zip(batched, reference, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_idle_tier_serves_a_batch_in_rounds_of_its_workers():
+    # 10 jobs, 4 workers, 1 ms each, all idle: rounds finish at 1, 2, 3 ms.
+    tier = _tier(1, 4, LengthDistribution(distribution="fixed", mean=0.001))
+    finish = tier.serve(5.0, np.zeros(10, np.int64), "op")
+    assert list(np.round((finish - 5.0) * 1000, 9)) == [1] * 4 + [2] * 4 + [3] * 2
+    assert tier.stats.wait == pytest.approx(4 * 0.001 + 2 * 0.002)
+
+
+def test_overloaded_tier_queues_grow_instead_of_capping():
+    # Offered load 2x capacity: the last job of each batch waits longer.
+    tier = _tier(1, 1, LengthDistribution(distribution="fixed", mean=0.002))
+    waits = []
+    for k in range(50):
+        finish = tier.serve(k * 0.001, np.zeros(1, np.int64), "op")
+        waits.append(finish[0] - k * 0.001 - 0.002)
+    assert waits[-1] == pytest.approx(49 * 0.001)
+    assert all(b > a for a, b in zip(waits[1:], waits[2:], strict=False))
+
+
+def test_random_service_keeps_each_worker_busy_back_to_back():
+    tier = _tier(1, 2, LengthDistribution(distribution="exponential", mean=0.001))
+    finish = tier.serve(0.0, np.zeros(200, np.int64), "op")
+    # Two workers kept busy from time 0: the last finish is about 100 services.
+    assert finish.max() == pytest.approx(0.1, rel=0.3)
+    assert tier.stats.busy == pytest.approx(tier._free.sum(), rel=1e-9)
