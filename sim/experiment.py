@@ -13,14 +13,16 @@ from sim import __version__
 from sim.graph import SocialGraph, build_graph
 from sim.model import Progress, Simulation, World
 from sim.protocol import STRATEGIES, Strategy
+from sim.protocol.system import broadcast_rows
 from sim.randomness import stream
-from sim.scenario import LengthDistribution, Scenario
+from sim.scenario import LengthDistribution, Scenario, Slowdown
+from sim.staleness import StalenessProbe, staleness_table
 from sim.tiers import Tier
-from sim.workload import Workload, generate_workload, mean_online_fraction
+from sim.workload import LOGIN, Workload, generate_workload, mean_online_fraction
 
 log = logging.getLogger(__name__)
 
-TIER_NAMES = ("gateway", "presence")
+TIER_NAMES = ("gateway", "presence", "cache", "db")
 
 
 @dataclass
@@ -40,6 +42,11 @@ def build_tiers(scenario: Scenario) -> dict[str, Tier]:
         operations = {
             op: value for op, value in spec if isinstance(value, LengthDistribution)
         }
+        slowdowns = [
+            (fault.start, fault.end, fault.factor)
+            for fault in scenario.faults
+            if isinstance(fault, Slowdown) and fault.tier == name
+        ]
         tiers[name] = Tier(
             name,
             spec.servers,
@@ -48,6 +55,8 @@ def build_tiers(scenario: Scenario) -> dict[str, Tier]:
             stream(scenario.seed, "service", index),
             scenario.duration,
             scenario.metrics.slot,
+            counted_from=scenario.warmup,
+            slowdowns=slowdowns,
         )
     return tiers
 
@@ -58,45 +67,106 @@ def chosen_strategies(scenario: Scenario, graph: SocialGraph) -> list[tuple[str,
         keys += [("groups", name) for name in scenario.strategies.groups]
     elif scenario.strategies.groups:
         log.warning("the scenario has no groups; group strategies are skipped")
+    if scenario.system_messages:
+        keys += [("system", "push"), ("system", "pull")]
     return keys
+
+
+class Run:
+    """One run, step by step: build, simulate, then read the tables.
+
+    `run_scenario` does all three; tests use the steps to look inside.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.started = time.perf_counter()
+        self.graph = build_graph(
+            scenario, stream(scenario.seed, "graph"), stream(scenario.seed, "groups")
+        )
+        self.workload = generate_workload(
+            scenario,
+            self.graph,
+            stream(scenario.seed, "sessions"),
+            stream(scenario.seed, "visits"),
+        )
+        self.world = World(scenario, self.graph, self.workload)
+        self.probe = StalenessProbe(
+            self.world,
+            stream(scenario.seed, "staleness"),
+            scenario.metrics.staleness_pairs,
+        )
+        self.strategies = [
+            STRATEGIES[key](self.world, build_tiers(scenario))
+            for key in chosen_strategies(scenario, self.graph)
+        ]
+
+    def strategy(self, audience: str, name: str) -> Strategy:
+        for strategy in self.strategies:
+            if strategy.key == (audience, name):
+                return strategy
+        raise KeyError((audience, name))
+
+    def simulate(self, progress: Progress | None = None) -> "Run":
+        Simulation(self.world, self.strategies, progress).run()
+        return self
+
+    def result(self) -> RunResult:
+        scenario, strategies = self.scenario, self.strategies
+        staleness, stale_shares = staleness_table(
+            self.probe, strategies, scenario.warmup
+        )
+        presence = [s for s in strategies if s.audience != "system"]
+        ghost = ghost_summary(self.world)
+        tables = {
+            "strategies": strategy_table(presence, stale_shares, ghost, scenario),
+            "tiers": tier_table(strategies, scenario),
+            "operations": operation_table(strategies, scenario),
+            "load": load_table(strategies, scenario),
+            "n_histogram": n_histogram_table(presence),
+            "latency_histogram": latency_histogram_table(presence),
+            "staleness": staleness,
+            "faults": fault_table(strategies, scenario),
+            "system_messages": pd.DataFrame(broadcast_rows(strategies)),
+        }
+        summary = run_summary(
+            scenario, self.graph, self.workload, time.perf_counter() - self.started
+        )
+        summary["ghost_online"] = ghost
+        return RunResult(scenario, summary, tables)
 
 
 def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunResult:
     """Build the graph and workload, run every strategy, collect the tables."""
-    started = time.perf_counter()
-    graph = build_graph(
-        scenario, stream(scenario.seed, "graph"), stream(scenario.seed, "groups")
-    )
-    workload = generate_workload(
-        scenario,
-        graph,
-        stream(scenario.seed, "sessions"),
-        stream(scenario.seed, "visits"),
-    )
-    world = World(scenario, graph, workload)
-    strategies = [
-        STRATEGIES[key](world, build_tiers(scenario))
-        for key in chosen_strategies(scenario, graph)
-    ]
-    Simulation(world, strategies, progress).run()
+    return Run(scenario).simulate(progress).result()
 
-    tables = {
-        "strategies": strategy_table(strategies),
-        "tiers": tier_table(strategies, scenario),
-        "load": load_table(strategies, scenario),
-        "n_histogram": n_histogram_table(strategies),
-        "latency_histogram": latency_histogram_table(strategies),
+
+def ghost_summary(world: World) -> dict[str, float]:
+    """Time from an abrupt disconnect to the server declaring it offline."""
+    ghosts = np.asarray(world.ghost_seconds)
+    return {
+        "detected": len(ghosts),
+        "mean_s": float(ghosts.mean()) if len(ghosts) else math.nan,
+        "p99_s": float(np.percentile(ghosts, 99)) if len(ghosts) else math.nan,
     }
-    summary = run_summary(scenario, graph, workload, time.perf_counter() - started)
-    return RunResult(scenario, summary, tables)
 
 
-def strategy_table(strategies: list[Strategy]) -> pd.DataFrame:
+def strategy_table(
+    strategies: list[Strategy],
+    stale_shares: dict[tuple[str, str], float],
+    ghost: dict[str, float],
+    scenario: Scenario,
+) -> pd.DataFrame:
     rows = []
+    window = scenario.duration - scenario.warmup
     for strategy in strategies:
         metrics = strategy.metrics
         n = metrics.n.values()
         has_n = len(n) > 0
+        peak = {
+            f"peak_rps_{name}": float(tier.arrivals.max() / scenario.metrics.slot)
+            for name, tier in strategy.tiers.items()
+        }
         rows.append(
             {
                 "audience": strategy.audience,
@@ -114,6 +184,15 @@ def strategy_table(strategies: list[Strategy]) -> pd.DataFrame:
                 "latency_mean_s": metrics.latency.mean(),
                 "latency_p50_s": metrics.latency.quantile(0.50),
                 "latency_p99_s": metrics.latency.quantile(0.99),
+                "login_latency_p50_s": metrics.login.quantile(0.50),
+                "login_latency_p99_s": metrics.login.quantile(0.99),
+                "stale_share_mean": stale_shares.get(strategy.key, math.nan),
+                "empty_polls": metrics.empty_polls,
+                "ghost_pushes": metrics.ghost_pushes,
+                "ghost_online_mean_s": ghost["mean_s"],
+                "bytes": metrics.bytes,
+                "bytes_per_s": metrics.bytes / window,
+                **peak,
             }
         )
     return pd.DataFrame(rows)
@@ -121,11 +200,13 @@ def strategy_table(strategies: list[Strategy]) -> pd.DataFrame:
 
 def tier_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
     rows = []
+    window = scenario.duration - scenario.warmup
+    slot = scenario.metrics.slot
+    first = int(scenario.warmup / slot)
     for strategy in strategies:
         for tier in strategy.tiers.values():
-            stats = tier.stats
-            capacity = tier.servers * tier.workers * scenario.duration
-            per_second = tier.arrivals / scenario.metrics.slot
+            jobs = tier.jobs
+            capacity = tier.servers * tier.workers * window
             rows.append(
                 {
                     "audience": strategy.audience,
@@ -133,15 +214,92 @@ def tier_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
                     "tier": tier.name,
                     "servers": tier.servers,
                     "workers": tier.workers,
-                    "jobs": stats.jobs,
-                    "mean_rps": stats.jobs / scenario.duration,
-                    "peak_rps": float(per_second.max()),
-                    "utilisation": stats.busy / capacity,
-                    "wait_mean_s": stats.wait / stats.jobs if stats.jobs else 0.0,
-                    "wait_max_s": stats.max_wait,
-                    "queue_mean": stats.wait / scenario.duration,
+                    "jobs": jobs,
+                    "mean_rps": jobs / window,
+                    "peak_rps": float(tier.arrivals[first:].max() / slot),
+                    "utilisation": tier.busy / capacity,
+                    "wait_mean_s": tier.wait / jobs if jobs else 0.0,
+                    "wait_max_s": tier.max_wait,
+                    "queue_mean": tier.wait / window,
+                    "queue_max": tier.max_queued,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def operation_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
+    """Per tier and operation: load, utilisation, queueing and latency."""
+    rows = []
+    window = scenario.duration - scenario.warmup
+    for strategy in strategies:
+        for tier in strategy.tiers.values():
+            capacity = tier.servers * tier.workers * window
+            for op, stats in tier.ops.items():
+                rows.append(
+                    {
+                        "audience": strategy.audience,
+                        "strategy": strategy.name,
+                        "tier": tier.name,
+                        "operation": op,
+                        "jobs": stats.jobs,
+                        "mean_rps": stats.jobs / window,
+                        "utilisation": stats.busy / capacity,
+                        "wait_mean_s": stats.wait / stats.jobs if stats.jobs else 0.0,
+                        "wait_max_s": stats.max_wait,
+                        "queue_mean": stats.wait / window,
+                        "queue_max": stats.max_queued,
+                        "latency_p50_s": stats.sojourn.quantile(0.5),
+                        "latency_p99_s": stats.sojourn.quantile(0.99),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def fault_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
+    """Per fault, strategy and tier: load before and at peak, worst wait, and
+    how long the tier took to drain after the fault.
+
+    The fault's window runs from its start to its end (for a crash, to the
+    end of the reconnect jitter). The tier has drained at the first slot
+    after the window whose worst wait is back within twice the worst wait
+    seen in the slots before the fault (and at least one millisecond).
+    """
+    rows = []
+    slot = scenario.metrics.slot
+    for index, fault in enumerate(scenario.faults):
+        if isinstance(fault, Slowdown):
+            start, end = fault.start, fault.end
+        else:
+            start = fault.at
+            end = fault.at + max(fault.reconnect_jitter, fault.detect_after)
+        first, last = int(start / slot), int(math.ceil(end / slot))
+        for strategy in strategies:
+            for tier in strategy.tiers.values():
+                before = tier.slot_max_wait[:first]
+                usual = max(2 * float(before.max()) if len(before) else 0.0, 1e-3)
+                after = tier.slot_max_wait[last:]
+                calm = np.flatnonzero(after <= usual)
+                drain = float(calm[0] * slot) if len(calm) else math.nan
+                rate = tier.arrivals / slot
+                rows.append(
+                    {
+                        "fault": index,
+                        "kind": fault.kind,
+                        "tier": tier.name,
+                        "audience": strategy.audience,
+                        "strategy": strategy.name,
+                        "start_s": start,
+                        "end_s": end,
+                        "rps_before": float(rate[:first].mean()) if first else math.nan,
+                        "peak_rps": float(
+                            rate[first : max(last, first + 1) + 60].max()
+                        ),
+                        "wait_max_s": float(
+                            tier.slot_max_wait[first : max(last, first + 1) + 60].max()
+                        ),
+                        "drain_s": drain,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -192,7 +350,7 @@ def n_histogram_table(strategies: list[Strategy]) -> pd.DataFrame:
 
 
 def latency_histogram_table(strategies: list[Strategy]) -> pd.DataFrame:
-    frames = []
+    frames = [_empty(["audience", "strategy", "low_s", "high_s", "count"])]
     for strategy in strategies:
         histogram = strategy.metrics.latency
         present = np.flatnonzero(histogram.counts)
@@ -209,6 +367,11 @@ def latency_histogram_table(strategies: list[Strategy]) -> pd.DataFrame:
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    """A table with its columns and no rows, so that empty runs keep a schema."""
+    return pd.DataFrame({column: pd.Series(dtype=float) for column in columns})
 
 
 def run_summary(
@@ -233,11 +396,15 @@ def run_summary(
             else 0.0,
         },
         "workload": {
-            "changes": workload.changes,
-            "logins": int(workload.change_online.sum()),
+            "sessions": len(workload.sessions),
+            "logins": workload.count(LOGIN),
+            "events": len(workload.event_time),
+            "abrupt_sessions": int(workload.sessions.abrupt.sum()),
+            "crashed_sessions": int(workload.sessions.crashed.sum()),
+            "reconnects": int(workload.sessions.reconnect.sum()),
             "group_visits": len(workload.visit_time),
             "initial_online_fraction": float(workload.initially_online.mean()),
-            "mean_online_fraction": mean_online_fraction(workload),
+            "mean_online_fraction": mean_online_fraction(workload, scenario.warmup),
         },
         "wall_seconds": round(wall, 3),
         "scenario_settings": scenario.model_dump(mode="json"),

@@ -35,6 +35,13 @@ class LogHistogram:
         self.total += float(values.sum())
         self.count += len(values)
 
+    def add_one(self, value: float) -> None:
+        """Add a single value without the cost of an array operation."""
+        scaled = math.log10(max(value, self.low) / self.low) * self.per_decade
+        self.counts[min(int(scaled), self.bins - 1)] += 1
+        self.total += value
+        self.count += 1
+
     def edges(self) -> np.ndarray:
         return self.low * 10.0 ** (np.arange(self.bins + 1) / self.per_decade)
 
@@ -69,21 +76,27 @@ class IntSeries:
 
 
 class StrategyMetrics:
-    """What one strategy did over a run.
+    """What one strategy did over a run, after the warm-up.
 
-    `n` holds, per status change, the number of observers the change was
-    carried to (its storm diffusion factor N); `messages` counts every
-    presence message sent to clients (pushes, poll replies, pull replies);
-    `latency` holds, per observer reached, the time from the change to the
-    moment the observer's view shows it.
+    `n` holds, per visible status change, the number of observers the change
+    was carried to (its storm diffusion factor N); `messages` counts every
+    presence message sent to clients because of the strategy (pushes, poll
+    replies, pull replies); `latency` holds, per observer reached, the time
+    from the change to the moment the observer's view shows it. `login` holds
+    login latencies (time to a consistent view of the friend list).
     """
 
     def __init__(self) -> None:
         self.changes = 0
         self.messages = 0
         self.requests = 0
+        self.bytes = 0
+        self.empty_polls = 0
+        self.ghost_pushes = 0
+        self.invisible_recipients = 0
         self.n = IntSeries()
         self.latency = LogHistogram()
+        self.login = LogHistogram()
 
     def record_change(self, informed: int | None) -> None:
         self.changes += 1

@@ -1,21 +1,32 @@
 """The SimPy model: one event per user action, replayed for every strategy.
 
-Three processes feed the strategies: status changes (logins and logouts),
-group visits, and the ticks of the load time-series slots (where polling is
-computed for the whole slot at once). The strategies react to each event with
-vectorised fan-outs; deliveries that happen later are scheduled as one event
-per fan-out, never one per message.
+Three processes feed the strategies: user events (logins, status switches,
+logouts, vanished clients and heartbeat timeouts), group visits, and the
+ticks of the load time-series slots (where polling and heartbeats are
+computed for the whole slot at once). Strategies react with vectorised
+fan-outs; deliveries that happen later are scheduled as one event per
+fan-out, never one per message.
 """
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import simpy
 
 from sim.graph import SocialGraph
 from sim.scenario import Scenario
-from sim.workload import Workload
+from sim.workload import (
+    DISCONNECT,
+    INVISIBLE,
+    LOGIN,
+    LOGOUT,
+    OFFLINE,
+    SWITCH,
+    TIMEOUT,
+    Workload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +34,13 @@ Progress = Callable[[float], None]
 
 
 class World:
-    """The state every strategy reads: who is online, and until when."""
+    """The state every strategy reads.
+
+    `present` says whether a user's client is connected; `connected` whether
+    the server believes so (they differ for a ghost: a client that vanished
+    before its heartbeat timeout). `mode` is the status the user chose;
+    observers see `shown`, which is offline unless connected and visible.
+    """
 
     def __init__(
         self, scenario: Scenario, graph: SocialGraph, workload: Workload
@@ -31,84 +48,191 @@ class World:
         self.scenario = scenario
         self.graph = graph
         self.workload = workload
+        self.warmup = scenario.warmup
         self.env = simpy.Environment()
-        self.online = workload.initially_online.copy()
-        self.until = workload.initial_until.copy()
+        users = graph.users
+        sessions = workload.sessions
+        running = np.flatnonzero(sessions.start < 0)
+        self.present = np.zeros(users, dtype=bool)
+        self.connected = np.zeros(users, dtype=bool)
+        self.mode = np.zeros(users, dtype=np.int8)
+        self.session = np.full(users, -1, dtype=np.int64)
+        self.present[sessions.user[running]] = True
+        self.connected[sessions.user[running]] = True
+        self.mode[sessions.user[running]] = sessions.mode[running]
+        self.session[sessions.user[running]] = running
+        self.vanished_at = np.zeros(users)
+        self.gateways = scenario.tiers.gateway.servers
+        self.present_by_gateway = np.bincount(
+            np.flatnonzero(self.present) % self.gateways, minlength=self.gateways
+        )
+        self.ghost_seconds: list[float] = []
+        self.changes: list[tuple[float, int, int]] = []
+        # Users whose statuses (watched) or views (watched_observer) the
+        # staleness probe follows.
+        self.watched = np.zeros(users, dtype=bool)
+        self.watched_observer = np.zeros(users, dtype=bool)
+        self.watched_visits: set[int] = set()
 
     @property
     def now(self) -> float:
         return self.env.now
+
+    def counting(self, time: float) -> bool:
+        """Whether an event at `time` is past the warm-up and counts."""
+        return time >= self.warmup
+
+    def shown(self, users: np.ndarray | int) -> np.ndarray | int:
+        """The status observers see: offline unless connected and visible."""
+        visible = self.connected[users] & (self.mode[users] != INVISIBLE)
+        return np.where(visible, self.mode[users], OFFLINE)
 
     def at(self, time: float, action: Callable[[], None]) -> None:
         """Run `action` at simulated `time` (not before now)."""
         event = self.env.timeout(max(0.0, time - self.env.now))
         event.callbacks.append(lambda _event: action())
 
+    def watched_visit(self, index: int) -> bool:
+        """Whether the staleness probe follows group visit `index`."""
+        return index in self.watched_visits
 
-class Change:
-    """One status change of one user, with its audiences computed on demand.
+    def _set_present(self, user: int, present: bool) -> None:
+        if self.present[user] != present:
+            self.present[user] = present
+            self.present_by_gateway[user % self.gateways] += 1 if present else -1
 
-    Strategies that share an audience share the computation.
+
+class Event:
+    """One user event as the server sees it, with its audiences on demand.
+
+    `old` and `new` are the statuses observers see before and after; the
+    event is a visible status change when they differ. Strategies that share
+    an audience share its computation.
     """
 
-    __slots__ = ("time", "user", "online", "world", "_friends", "_groups")
+    __slots__ = ("time", "kind", "user", "old", "new", "world", "_friends", "_groups")
 
-    def __init__(self, time: float, user: int, online: bool, world: World) -> None:
+    def __init__(
+        self, time: float, kind: int, user: int, old: int, new: int, world: World
+    ) -> None:
         self.time = time
+        self.kind = kind
         self.user = user
-        self.online = online
+        self.old = old
+        self.new = new
         self.world = world
         self._friends: np.ndarray | None = None
         self._groups: np.ndarray | None = None
 
+    @property
+    def visible(self) -> bool:
+        return self.old != self.new
+
     def friend_observers(self) -> np.ndarray:
-        """Online reverse friends: the users who added this user and are online."""
+        """Connected reverse friends: users who added this one, online or
+        invisible (as far as the server knows)."""
         if self._friends is None:
             reverse = self.world.graph.reverse.row(self.user)
-            self._friends = reverse[self.world.online[reverse]]
+            self._friends = reverse[self.world.connected[reverse]]
         return self._friends
 
     def group_recipients(self) -> np.ndarray:
-        """Online members of each of the user's groups, once per group."""
+        """Connected members of each of the user's groups, once per group."""
         if self._groups is None:
             graph = self.world.graph
             members = graph.members.gather(graph.groups.row(self.user))
-            keep = self.world.online[members] & (members != self.user)
+            keep = self.world.connected[members] & (members != self.user)
             self._groups = members[keep]
         return self._groups
+
+
+class Reactor(Protocol):
+    """What the simulation calls on each strategy."""
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_visit(
+        self, index: int, time: float, user: int, group: int, close: float
+    ) -> None: ...
+
+    def on_slot(self, start: float, end: float) -> None: ...
 
 
 class Simulation:
     """Runs the workload through every strategy in one pass of SimPy."""
 
-    def __init__(self, world: World, strategies: list, progress: Progress | None):
+    def __init__(
+        self, world: World, strategies: list[Reactor], progress: Progress | None
+    ) -> None:
         self.world = world
         self.strategies = strategies
         self.progress = progress
 
     def run(self) -> None:
         env = self.world.env
-        env.process(self._changes())
+        env.process(self._events())
         env.process(self._visits())
         env.process(self._slots())
         env.run()
-        log.info("simulated %.0f s, %d events", env.now, self.world.workload.changes)
+        log.info(
+            "simulated %.0f s, %d user events",
+            env.now,
+            len(self.world.workload.event_time),
+        )
 
-    def _changes(self) -> Iterator[simpy.Event]:
+    def _events(self) -> Iterator[simpy.Event]:
         workload = self.world.workload
         env = self.world.env
-        online, until = self.world.online, self.world.until
-        times = workload.change_time.tolist()
-        users = workload.change_user.tolist()
-        statuses = workload.change_online.tolist()
-        ends = workload.change_until.tolist()
-        for time, user, status, end in zip(times, users, statuses, ends, strict=True):
+        rows = zip(
+            workload.event_time.tolist(),
+            workload.event_kind.tolist(),
+            workload.event_user.tolist(),
+            workload.event_mode.tolist(),
+            workload.event_session.tolist(),
+            strict=True,
+        )
+        for time, kind, user, mode, session in rows:
             yield env.timeout(max(0.0, time - env.now))
-            online[user] = status
-            until[user] = end
-            change = Change(time, user, status, self.world)
+            event = self._apply(time, kind, user, mode, session)
+            if event is None:
+                continue
+            if event.visible and self.world.watched[user]:
+                self.world.changes.append((time, user, event.new))
             for strategy in self.strategies:
-                strategy.on_change(change)
+                strategy.on_event(event)
+
+    def _apply(
+        self, time: float, kind: int, user: int, mode: int, session: int
+    ) -> Event | None:
+        """Update the world for one user event; None when the server sees
+        nothing (a vanished client, a stale timeout or switch)."""
+        world = self.world
+        current = world.session[user] == session
+        if kind == DISCONNECT:
+            if current:
+                world._set_present(user, False)
+                world.vanished_at[user] = time
+            return None
+        if kind in (SWITCH, LOGOUT, TIMEOUT) and not (
+            current and world.connected[user]
+        ):
+            return None
+        if kind == TIMEOUT and world.counting(time):
+            world.ghost_seconds.append(time - world.vanished_at[user])
+
+        old = int(world.shown(user))
+        if kind == LOGIN:
+            world.session[user] = session
+            world.connected[user] = True
+            world._set_present(user, True)
+            world.mode[user] = mode
+        elif kind == SWITCH:
+            world.mode[user] = mode
+        else:
+            world.connected[user] = False
+            world._set_present(user, False)
+            world.mode[user] = OFFLINE
+        return Event(time, kind, user, old, int(world.shown(user)), world)
 
     def _visits(self) -> Iterator[simpy.Event]:
         workload = self.world.workload
@@ -117,12 +241,13 @@ class Simulation:
             workload.visit_time.tolist(),
             workload.visit_user.tolist(),
             workload.visit_group.tolist(),
+            workload.visit_close.tolist(),
             strict=True,
         )
-        for time, user, group in visits:
+        for index, (time, user, group, close) in enumerate(visits):
             yield env.timeout(max(0.0, time - env.now))
             for strategy in self.strategies:
-                strategy.on_visit(time, user, group)
+                strategy.on_visit(index, time, user, group, close)
 
     def _slots(self) -> Iterator[simpy.Event]:
         env = self.world.env
@@ -137,3 +262,6 @@ class Simulation:
                 strategy.on_slot(start, end)
             if self.progress is not None:
                 self.progress(end / duration)
+
+
+__all__ = ["LOGIN", "Event", "Simulation", "World"]

@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-STREAMS = ("graph", "groups", "sessions", "visits", "poll", "service")
+STREAMS = ("graph", "groups", "sessions", "visits", "poll", "service", "staleness")
 
 
 def stream(seed: int, name: str, *key: int) -> np.random.Generator:

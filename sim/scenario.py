@@ -51,6 +51,11 @@ class Population(_Section):
     users: int = Field(20_000, ge=2)
     online_fraction: float = Field(0.2, gt=0, lt=1)
     session: LengthDistribution = LengthDistribution(mean=1800.0)
+    start: Literal["steady", "empty"] = Field(
+        "steady",
+        description="steady: the online fraction holds from time 0; "
+        "empty: everyone starts offline (use a warm-up)",
+    )
 
 
 class DegreeDistribution(_Section):
@@ -100,20 +105,70 @@ class NoGroups(_Section):
     kind: Literal["none"]
 
 
+class SwitchWeights(_Section):
+    """Relative chances of the status a user switches to during a session."""
+
+    online: float = Field(0.4, ge=0)
+    away: float = Field(0.3, ge=0)
+    busy: float = Field(0.2, ge=0)
+    invisible: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> "SwitchWeights":
+        if self.online + self.away + self.busy + self.invisible <= 0:
+            raise ValueError("at least one status needs a positive weight")
+        return self
+
+
 class Behaviour(_Section):
     group_visits_per_hour: float = Field(
         2.0, ge=0, description="group openings per online hour of a user"
     )
+    group_visit_duration: LengthDistribution = LengthDistribution(mean=120.0)
+    status_switches_per_hour: float = Field(
+        0.0, ge=0, description="online/away/busy/invisible switches per online hour"
+    )
+    switch_to: SwitchWeights = SwitchWeights()
+    invisible_login_share: float = Field(
+        0.0, ge=0, le=1, description="share of logins made in invisible mode"
+    )
+    abrupt_disconnect_share: float = Field(
+        0.0, ge=0, le=1, description="share of sessions ending without logout"
+    )
+
+
+class Heartbeat(_Section):
+    """Clients send a heartbeat every `interval`; the server declares a client
+    offline when it has heard nothing for `timeout`."""
+
+    interval: PositiveSeconds = 30.0
+    timeout: PositiveSeconds = 90.0
+
+    @model_validator(mode="after")
+    def _timeout_covers_interval(self) -> "Heartbeat":
+        if self.timeout < self.interval:
+            raise ValueError(
+                "heartbeat.timeout must be at least heartbeat.interval, or every "
+                "session would time out between two heartbeats"
+            )
+        return self
 
 
 FriendStrategy = Literal["push", "poll"]
-GroupStrategy = Literal["push", "lazy_pull"]
+GroupStrategy = Literal["push", "push_dedup", "poll", "lazy_pull"]
 
 
 class Strategies(_Section):
     friends: list[FriendStrategy] = ["push", "poll"]
     groups: list[GroupStrategy] = ["push", "lazy_pull"]
     poll_interval: PositiveSeconds = 60.0
+    group_poll_interval: PositiveSeconds = 60.0
+    group_refresh_interval: Seconds = Field(
+        0.0, description="lazy pull: re-pull an open group this often (0: never)"
+    )
+    member_list_ttl: Seconds = Field(
+        0.0, description="lazy pull: keep a loaded member list this long (0: never)"
+    )
 
     @model_validator(mode="after")
     def _no_repeats(self) -> "Strategies":
@@ -129,12 +184,14 @@ def _fixed(seconds: float) -> LengthDistribution:
 
 
 class GatewayTier(_Section):
-    """Holds client connections; delivers pushes and receives requests."""
+    """Holds client connections; delivers pushes, receives requests and
+    heartbeats."""
 
     servers: int = Field(4, ge=1)
     workers: int = Field(8, ge=1)
     deliver: LengthDistribution = _fixed(20e-6)
     request: LengthDistribution = _fixed(50e-6)
+    heartbeat: LengthDistribution = _fixed(10e-6)
 
 
 class PresenceTier(_Section):
@@ -143,21 +200,93 @@ class PresenceTier(_Section):
     servers: int = Field(2, ge=1)
     workers: int = Field(8, ge=1)
     change: LengthDistribution = _fixed(200e-6)
+    login: LengthDistribution = _fixed(300e-6)
     poll: LengthDistribution = _fixed(300e-6)
     pull: LengthDistribution = _fixed(300e-6)
+
+
+class CacheTier(_Section):
+    """Every user's status, sharded by user: `set` writes one status, `get`
+    reads one key (a batch read costs one `get` per key)."""
+
+    servers: int = Field(4, ge=1)
+    workers: int = Field(4, ge=1)
+    set: LengthDistribution = _fixed(20e-6)
+    get: LengthDistribution = _fixed(2e-6)
+
+
+class DbTier(_Section):
+    """Friend lists and group member lists."""
+
+    servers: int = Field(2, ge=1)
+    workers: int = Field(8, ge=1)
+    friends: LengthDistribution = _fixed(1e-3)
+    members: LengthDistribution = _fixed(1e-3)
 
 
 class Tiers(_Section):
     gateway: GatewayTier = GatewayTier()
     presence: PresenceTier = PresenceTier()
+    cache: CacheTier = CacheTier()
+    db: DbTier = DbTier()
 
 
 class Network(_Section):
     hop_delay: Seconds = 1e-3
 
 
+class MessageSizes(_Section):
+    """Bytes on the wire: every message has a header, plus one entry per
+    status it carries."""
+
+    header_bytes: int = Field(40, ge=0)
+    status_bytes: int = Field(16, ge=0)
+    system_bytes: int = Field(512, ge=0)
+
+
+class GatewayCrash(_Section):
+    """A gateway server fails at `at`: its clients' sessions drop, the server
+    notices `detect_after` later, and clients reconnect within the jitter."""
+
+    kind: Literal["gateway_crash"]
+    at: Seconds
+    server: int = Field(0, ge=0)
+    reconnect_jitter: Seconds = 30.0
+    detect_after: Seconds = 0.0
+
+
+class Slowdown(_Section):
+    """Service times of one tier multiplied by `factor` over [start, end)."""
+
+    kind: Literal["slowdown"]
+    tier: Literal["gateway", "presence", "cache", "db"]
+    start: Seconds
+    end: Seconds
+    factor: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Slowdown":
+        if self.end <= self.start:
+            raise ValueError("a slowdown's end must come after its start")
+        return self
+
+
+Fault = Annotated[GatewayCrash | Slowdown, Field(discriminator="kind")]
+
+
+class SystemMessage(_Section):
+    """A broadcast (system message or splash ad) sent at `at`, kept for
+    `expires`; both delivery modes are simulated on the same workload."""
+
+    at: Seconds
+    expires: PositiveSeconds = 3600.0
+
+
 class Metrics(_Section):
     slot: PositiveSeconds = Field(1.0, description="width of a load time-series slot")
+    staleness_pairs: int = Field(
+        2000, ge=0, description="observer-friend pairs sampled for staleness"
+    )
 
 
 class Scenario(_Section):
@@ -167,6 +296,9 @@ class Scenario(_Section):
     description: str = ""
     seed: int = Field(1, ge=0)
     duration: PositiveSeconds = 3600.0
+    warmup: Seconds = Field(
+        0.0, description="simulated but not counted: metrics start after it"
+    )
     population: Population = Population()
     graph: Annotated[SyntheticGraph | EdgeListGraph, Field(discriminator="kind")] = (
         SyntheticGraph()
@@ -176,8 +308,12 @@ class Scenario(_Section):
     ] = SyntheticGroups()
     behaviour: Behaviour = Behaviour()
     strategies: Strategies = Strategies()
+    heartbeat: Heartbeat = Heartbeat()
     tiers: Tiers = Tiers()
     network: Network = Network()
+    messages: MessageSizes = MessageSizes()
+    faults: list[Fault] = []
+    system_messages: list[SystemMessage] = []
     metrics: Metrics = Metrics()
 
     @model_validator(mode="after")
@@ -187,6 +323,16 @@ class Scenario(_Section):
                 "strategies.poll_interval must be at least metrics.slot "
                 f"({self.metrics.slot:g} s); polls are computed per slot"
             )
+        if self.warmup >= self.duration:
+            raise ValueError("warmup must be shorter than duration")
+        for index, fault in enumerate(self.faults):
+            if isinstance(fault, GatewayCrash) and (
+                fault.server >= self.tiers.gateway.servers
+            ):
+                raise ValueError(
+                    f"faults.{index}.server: gateway servers are numbered 0.."
+                    f"{self.tiers.gateway.servers - 1}"
+                )
         return self
 
     @property
@@ -291,12 +437,15 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if not loc:
+        # Checks across sections name their fields in the message itself.
+        return message
     return f"{field}: {message}"
 
 
 def _strip_union_tags(loc: list[str]) -> list[str]:
     # Discriminated unions add the tag (`synthetic`) to the location.
-    tags = {"synthetic", "edge_list", "file", "none"}
+    tags = {"synthetic", "edge_list", "file", "none", "gateway_crash", "slowdown"}
     return [part for i, part in enumerate(loc) if not (i > 0 and part in tags)]
 
 

@@ -5,26 +5,41 @@ import pandas as pd
 
 from sim.experiment import build_tiers
 from sim.graph import build_graph
-from sim.model import Change, World
+from sim.model import Event, World
 from sim.protocol.push import FriendPush
 from sim.scenario import parse_scenario
-from sim.workload import Workload
+from sim.workload import LOGIN, OFFLINE, ONLINE, Sessions, Workload
 
 
 def _frozen_world(scenario, graph, online: np.ndarray) -> World:
-    """A world whose online set stays as given: a trace with no changes."""
+    """A world whose online set stays as given: sessions spanning the run and
+    no events."""
+    users = np.flatnonzero(online).astype(np.int32)
+    count = len(users)
+    sessions = Sessions(
+        user=users,
+        start=np.full(count, -1.0),
+        end=np.full(count, np.inf),
+        detect=np.full(count, np.inf),
+        abrupt=np.zeros(count, bool),
+        mode=np.full(count, ONLINE, np.int8),
+        crashed=np.zeros(count, bool),
+        reconnect=np.zeros(count, bool),
+    )
     empty = np.zeros(0)
     workload = Workload(
         duration=scenario.duration,
-        initially_online=online,
-        initial_until=np.full(graph.users, np.inf),
-        change_time=empty,
-        change_user=np.zeros(0, np.int32),
-        change_online=np.zeros(0, bool),
-        change_until=empty,
+        users=graph.users,
+        sessions=sessions,
+        event_time=empty,
+        event_kind=np.zeros(0, np.int8),
+        event_user=np.zeros(0, np.int32),
+        event_mode=np.zeros(0, np.int8),
+        event_session=np.zeros(0, np.int32),
         visit_time=empty,
         visit_user=np.zeros(0, np.int32),
         visit_group=np.zeros(0, np.int32),
+        visit_close=empty,
     )
     return World(scenario, graph, workload)
 
@@ -46,7 +61,7 @@ def test_push_fanout_matches_online_reverse_friends_from_edge_list(datasets):
 
     # Every user changes status once against the same online set.
     for user in range(graph.users):
-        push.on_change(Change(0.0, user, True, world))
+        push.on_change(Event(0.0, LOGIN, user, OFFLINE, ONLINE, world), 0.0)
     simulated = push.metrics.n.values()
 
     # Independent count: distinct online sources pointing at each user.

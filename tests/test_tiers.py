@@ -47,7 +47,7 @@ def test_idle_tier_serves_a_batch_in_rounds_of_its_workers():
     tier = _tier(1, 4, LengthDistribution(distribution="fixed", mean=0.001))
     finish = tier.serve(5.0, np.zeros(10, np.int64), "op")
     assert list(np.round((finish - 5.0) * 1000, 9)) == [1] * 4 + [2] * 4 + [3] * 2
-    assert tier.stats.wait == pytest.approx(4 * 0.001 + 2 * 0.002)
+    assert tier.wait == pytest.approx(4 * 0.001 + 2 * 0.002)
 
 
 def test_overloaded_tier_queues_grow_instead_of_capping():
@@ -66,4 +66,4 @@ def test_random_service_keeps_each_worker_busy_back_to_back():
     finish = tier.serve(0.0, np.zeros(200, np.int64), "op")
     # Two workers kept busy from time 0: the last finish is about 100 services.
     assert finish.max() == pytest.approx(0.1, rel=0.3)
-    assert tier.stats.busy == pytest.approx(tier._free.sum(), rel=1e-9)
+    assert tier.busy == pytest.approx(tier._free.sum(), rel=1e-9)

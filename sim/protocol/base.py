@@ -1,19 +1,25 @@
-"""The small interface every presence strategy implements."""
+"""The small interface every presence strategy implements, and the protocol
+work every strategy shares: logins, status writes and heartbeats."""
 
 from typing import ClassVar
 
+import numpy as np
+
 from sim.metrics import StrategyMetrics
-from sim.model import Change, World
+from sim.model import Event, World
 from sim.tiers import Tier
+from sim.workload import INVISIBLE, LOGIN
 
 
 class Strategy:
-    """How one audience (friends or groups) learns about status changes.
+    """How one audience (friends, groups or system messages) learns of what
+    it needs to see.
 
     Each strategy owns its copy of the server tiers, so the load it reports is
     the load it alone would put on them, on the same workload as the others.
-    Every strategy pays for the status write of each change on the presence
-    tier; what differs is how observers learn of it.
+    Every strategy pays for the shared protocol: the login snapshot, the
+    status write of each change and the heartbeats; what differs is how
+    observers learn of changes.
     """
 
     audience: ClassVar[str]
@@ -23,24 +29,154 @@ class Strategy:
         self.world = world
         self.tiers = tiers
         self.hop = world.scenario.network.hop_delay
+        self.sizes = world.scenario.messages
         self.metrics = StrategyMetrics()
+        # Pushes seen by watched observers: (observer, subject, shown at,
+        # status, changed at).
+        self.views: list[tuple[int, int, float, int, float]] = []
+        self.snapshots: list[tuple[int, float]] = []
+        heartbeat = world.scenario.heartbeat
+        self._beats_per_client = world.scenario.metrics.slot / heartbeat.interval
+        self._beat_carry = np.zeros(world.gateways)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.audience, self.name)
 
-    def on_change(self, change: Change) -> None:
-        """React to a login or logout."""
+    def counting(self, time: float) -> bool:
+        return self.world.counting(time)
 
-    def on_visit(self, time: float, user: int, group: int) -> None:
-        """React to a user opening one of its groups."""
+    # Hooks the simulation calls.
+
+    def on_event(self, event: Event) -> None:
+        """Do the server's work for a user event, then react to the change."""
+        if event.kind == LOGIN:
+            ready = self.login(event.time, event.user)
+        else:
+            ready = self.write_status(event.time, event.user)
+        if event.visible:
+            self.on_change(event, ready)
+
+    def on_change(self, event: Event, ready: float) -> None:
+        """React to a visible status change; the presence tier is done with
+        it at `ready`."""
+        if self.counting(event.time):
+            self.metrics.record_change(None)
+
+    def on_visit(
+        self, index: int, time: float, user: int, group: int, close: float
+    ) -> None:
+        """React to a user opening one of its groups (visit `index`) until
+        `close`."""
 
     def on_slot(self, start: float, end: float) -> None:
         """Account for periodic work in the time slot [start, end)."""
+        self.heartbeats(start)
 
-    def write_status(self, change: Change) -> float:
-        """The presence tier applies the change; returns when it is done."""
-        presence = self.tiers["presence"]
-        return presence.serve_one(
-            change.time, presence.server_of(change.user), "change"
+    # The shared protocol.
+
+    def login(self, time: float, user: int) -> float:
+        """Login snapshot: set the status, load the friend list, read every
+        friend's status in one batch and deliver the view.
+
+        Returns when the presence tier has processed the login, from which a
+        fan-out of the login can start.
+        """
+        gateway, presence = self.tiers["gateway"], self.tiers["presence"]
+        cache, db = self.tiers["cache"], self.tiers["db"]
+        hop = self.hop
+        at_gateway = gateway.serve_one(time, int(gateway.server_of(user)), "request")
+        ready = presence.serve_one(
+            at_gateway + hop, int(presence.server_of(user)), "login"
         )
+        cache.serve_one(ready + hop, int(cache.server_of(user)), "set")
+        listed = db.serve_one(ready + hop, int(db.server_of(user)), "friends")
+        friends = self.world.graph.friends.row(user)
+        read = self.read_statuses(listed + hop, friends)
+        shown = gateway.serve_one(read + hop, int(gateway.server_of(user)), "deliver")
+        if self.counting(time):
+            self.metrics.login.add_one(shown + hop - time)
+            self.metrics.bytes += self.sizes.header_bytes + len(friends) * (
+                self.sizes.status_bytes
+            )
+        if self.world.watched_observer[user]:
+            self.snapshots.append((user, read))
+        return ready
+
+    def write_status(self, time: float, user: int) -> float:
+        """The presence tier applies a status change and writes it to the
+        cache; returns when the presence tier is done."""
+        presence, cache = self.tiers["presence"], self.tiers["cache"]
+        ready = presence.serve_one(time, int(presence.server_of(user)), "change")
+        cache.serve_one(ready + self.hop, int(cache.server_of(user)), "set")
+        return ready
+
+    def read_statuses(self, time: float, keys: np.ndarray) -> float:
+        """One batch read of the keys' statuses; returns when the last key
+        has been read."""
+        if len(keys) == 0:
+            return time
+        cache = self.tiers["cache"]
+        return float(cache.serve(time, cache.server_of(keys), "get").max())
+
+    def heartbeats(self, start: float) -> None:
+        """Every connected client's heartbeats in this slot reach its gateway.
+
+        The count per gateway is clients x slot / interval, with the fraction
+        carried to the next slot so that none is lost.
+
+        Limitation: heartbeats are counted per gateway and slot rather than
+        sent at each client's own phase, and reach the gateway at the start
+        of the slot.
+        """
+        due = self.world.present_by_gateway * self._beats_per_client
+        due = due + self._beat_carry
+        whole = np.floor(due)
+        self._beat_carry = due - whole
+        counts = whole.astype(np.int64)
+        if counts.sum() == 0:
+            return
+        gateway = self.tiers["gateway"]
+        gateway.serve(start, np.repeat(np.arange(len(counts)), counts), "heartbeat")
+        if self.counting(start):
+            self.metrics.bytes += int(counts.sum()) * self.sizes.header_bytes
+
+    def deliver(
+        self,
+        time: float,
+        recipients: np.ndarray,
+        changed_at: float,
+        subject: int,
+        status: int,
+    ) -> None:
+        """Schedule a push of one status to `recipients` through their
+        gateways; records latency, bytes, pushes lost to ghosts and the views
+        of watched observers."""
+        gateway = self.tiers["gateway"]
+        counted = self.counting(changed_at)
+
+        def arrive() -> None:
+            finish = gateway.serve(time, gateway.server_of(recipients), "deliver")
+            shown_at = finish + self.hop
+            if counted:
+                world = self.world
+                self.metrics.latency.add(shown_at - changed_at)
+                self.metrics.ghost_pushes += int((~world.present[recipients]).sum())
+                self.metrics.invisible_recipients += int(
+                    (world.mode[recipients] == INVISIBLE).sum()
+                )
+            if self.world.watched[subject]:
+                watching = self.world.watched_observer[recipients]
+                for observer, seen in zip(
+                    recipients[watching].tolist(),
+                    shown_at[watching].tolist(),
+                    strict=True,
+                ):
+                    self.views.append((observer, subject, seen, status, changed_at))
+
+        if counted:
+            self.metrics.messages += len(recipients)
+            self.metrics.bytes += len(recipients) * (
+                self.sizes.header_bytes + self.sizes.status_bytes
+            )
+        self.world.at(time, arrive)

@@ -1,55 +1,74 @@
-"""Poll: every online user asks for all its friends' statuses every T seconds."""
+"""Poll: every connected client asks for its audience's statuses every T."""
 
 import numpy as np
 
-from sim.model import Change, World
+from sim.model import Event, World
 from sim.protocol.base import Strategy
 from sim.randomness import stream
 from sim.tiers import Tier
 
 
-class FriendPoll(Strategy):
-    """Friend statuses by polling, with a random phase per user.
+class Poll(Strategy):
+    """Statuses by polling, with a random phase per user.
 
-    User u polls at phase(u) + kT while online. Polls are not SimPy events:
-    each load slot finds its pollers by a range search over the sorted
-    phases, and each change computes when each online observer's next poll
-    will see it. An observer whose session ends before that poll never learns
-    of the change and is not counted in N.
+    User u polls at phase(u) + kT while its client is connected. Polls are not
+    SimPy events: each load slot finds its pollers by a range search over the
+    sorted phases, and each change computes when each observer's next poll
+    will see it. An observer whose client leaves before that poll never
+    learns of the change and is not counted in N. A poll is a request through
+    the gateway, a poll on the presence tier, one cache read per key and one
+    reply; a reply is empty when no key changed since the previous poll.
 
     Limitation: the latency of a poll is the wait until the next poll; the
     request's own round trip through the tiers is not added to it.
     Limitation: polls of one load slot reach the tiers together at the start
     of the slot, which overstates their queueing when the slot is long.
-    Limitation: a poll that follows two changes of the same friend counts both
+    Limitation: a poll that follows two changes of the same user counts both
     as detected, although the observer only sees the later status.
     """
 
-    audience = "friends"
     name = "poll"
+    interval: float
 
-    def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
+    def __init__(self, world: World, tiers: dict[str, Tier], interval: float) -> None:
         super().__init__(world, tiers)
-        self.interval = world.scenario.strategies.poll_interval
-        rng = stream(world.scenario.seed, "poll")
-        self.phase = rng.random(world.graph.users) * self.interval
+        self.interval = interval
+        rng = stream(
+            world.scenario.seed, "poll", 0 if self.audience == "friends" else 1
+        )
+        self.phase = rng.random(world.graph.users) * interval
         self._by_phase = np.argsort(self.phase, kind="stable")
         self._sorted_phase = self.phase[self._by_phase]
+        self._changed_at = np.full(world.graph.users, -np.inf)
+
+    def observers(self, event: Event) -> np.ndarray:
+        raise NotImplementedError
+
+    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys each poller reads, concatenated, and how many each."""
+        raise NotImplementedError
 
     def next_poll(self, users: np.ndarray, time: float) -> np.ndarray:
         """The first poll of each user at or after `time`."""
         return time + np.mod(self.phase[users] - time, self.interval)
 
-    def on_change(self, change: Change) -> None:
-        self.write_status(change)
-        observers = change.friend_observers()
-        polls = self.next_poll(observers, change.time)
-        seen = polls <= self.world.until[observers]
+    def client_end(self, users: np.ndarray) -> np.ndarray:
+        """When each user's current client session ends."""
+        return self.world.workload.sessions.end[self.world.session[users]]
+
+    def on_change(self, event: Event, ready: float) -> None:
+        self._changed_at[event.user] = event.time
+        if not self.counting(event.time):
+            return
+        observers = self.observers(event)
+        observers = observers[self.world.present[observers]]
+        polls = self.next_poll(observers, event.time)
+        seen = polls <= self.client_end(observers)
         self.metrics.record_change(int(seen.sum()))
-        self.metrics.latency.add(polls[seen] - change.time)
+        self.metrics.latency.add(polls[seen] - event.time)
 
     def pollers(self, start: float, end: float) -> np.ndarray:
-        """Online users whose poll falls in [start, end), for end - start <= T."""
+        """Connected users whose poll falls in [start, end), for end - start <= T."""
         low = start % self.interval
         high = low + (end - start)
         phases = self._sorted_phase
@@ -59,14 +78,83 @@ class FriendPoll(Strategy):
         else:
             wrapped = np.searchsorted(phases, high - self.interval)
             users = np.concatenate([self._by_phase[first:], self._by_phase[:wrapped]])
-        return users[self.world.online[users]]
+        return users[self.world.present[users]]
 
     def on_slot(self, start: float, end: float) -> None:
+        super().on_slot(start, end)
         users = self.pollers(start, end)
         if len(users) == 0:
             return
-        gateway, presence = self.tiers["gateway"], self.tiers["presence"]
+        gateway, presence, cache = (
+            self.tiers["gateway"],
+            self.tiers["presence"],
+            self.tiers["cache"],
+        )
+        hop = self.hop
         gateway.serve(start, gateway.server_of(users), "request")
-        presence.serve(start + self.hop, presence.server_of(users), "poll")
+        presence.serve(start + hop, presence.server_of(users), "poll")
+        keys, sizes = self.targets(users)
+        read = cache.serve(start + 2 * hop, cache.server_of(keys), "get")
+        gateway.serve(
+            float(read.max()) + hop if len(read) else start + 2 * hop,
+            gateway.server_of(users),
+            "deliver",
+        )
+        if not self.counting(start):
+            return
+
+        # A reply is empty when no key changed since the poller's last poll
+        # (or its login, if that came later).
+        poll_time = start + np.mod(self.phase[users] - start, self.interval)
+        logged_in = self.world.workload.sessions.start[self.world.session[users]]
+        since = np.repeat(np.maximum(poll_time - self.interval, logged_in), sizes)
+        fresh = self._changed_at[keys] > since
+        owners = np.repeat(np.arange(len(users)), sizes)
+        has_news = np.bincount(owners[fresh], minlength=len(users)) > 0
+        self.metrics.empty_polls += int((~has_news).sum())
         self.metrics.requests += len(users)
         self.metrics.messages += len(users)
+        self.metrics.bytes += len(users) * 2 * self.sizes.header_bytes + len(keys) * (
+            self.sizes.status_bytes
+        )
+
+
+class FriendPoll(Poll):
+    """Every connected client polls all its friends' statuses every T."""
+
+    audience = "friends"
+
+    def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
+        super().__init__(world, tiers, world.scenario.strategies.poll_interval)
+
+    def observers(self, event: Event) -> np.ndarray:
+        return event.friend_observers()
+
+    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        friends = self.world.graph.friends
+        return friends.gather(users), friends.degrees()[users]
+
+
+class GroupPoll(Poll):
+    """Every connected client polls the members of all its groups every T,
+    one entry per (group, member)."""
+
+    audience = "groups"
+
+    def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
+        super().__init__(world, tiers, world.scenario.strategies.group_poll_interval)
+        graph = world.graph
+        # Keys per user: the summed sizes of its groups.
+        self._keys_per_user = np.bincount(
+            np.repeat(np.arange(graph.groups.rows), graph.groups.degrees()),
+            weights=graph.members.degrees()[graph.groups.indices],
+            minlength=graph.users,
+        ).astype(np.int64)
+
+    def observers(self, event: Event) -> np.ndarray:
+        return event.group_recipients()
+
+    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        graph = self.world.graph
+        groups = graph.groups.gather(users)
+        return graph.members.gather(groups), self._keys_per_user[users]
