@@ -22,23 +22,42 @@ class LogHistogram:
         self.low = low
         self.per_decade = per_decade
         self.bins = decades * per_decade
-        self.counts = np.zeros(self.bins, dtype=np.int64)
+        self._counts = np.zeros(self.bins, dtype=np.int64)
         self.total = 0.0
         self.count = 0
+        # Small arrays are binned together once enough have arrived.
+        self._pending: list[np.ndarray] = []
+        self._pending_size = 0
+
+    @property
+    def counts(self) -> np.ndarray:
+        self._flush()
+        return self._counts
 
     def add(self, values: np.ndarray) -> None:
         if len(values) == 0:
             return
-        scaled = np.log10(np.maximum(values, self.low) / self.low) * self.per_decade
-        index = np.minimum(scaled.astype(np.int64), self.bins - 1)
-        self.counts += np.bincount(index, minlength=self.bins)
+        self._pending.append(values)
+        self._pending_size += len(values)
         self.total += float(values.sum())
         self.count += len(values)
+        if self._pending_size >= 1 << 16:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = np.concatenate(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        scaled = np.log10(np.maximum(values, self.low) / self.low) * self.per_decade
+        index = np.minimum(scaled.astype(np.int64), self.bins - 1)
+        self._counts += np.bincount(index, minlength=self.bins)
 
     def add_one(self, value: float) -> None:
         """Add a single value without the cost of an array operation."""
         scaled = math.log10(max(value, self.low) / self.low) * self.per_decade
-        self.counts[min(int(scaled), self.bins - 1)] += 1
+        self._counts[min(int(scaled), self.bins - 1)] += 1
         self.total += value
         self.count += 1
 

@@ -18,6 +18,7 @@ starts later but reaches the same server earlier queues behind it, so FIFO
 order across such requests holds only to within the chain's own delay.
 """
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,12 +29,47 @@ from sim.workload import draw_lengths
 
 
 @dataclass
+class Settled:
+    """Jobs placed one at a time before a batch can go round the workers:
+    `count[a]` jobs of row a, stored from `first[a]` in `start`/`finish`."""
+
+    count: np.ndarray
+    first: np.ndarray
+    start: np.ndarray
+    finish: np.ndarray
+
+
+def _settle(ready: np.ndarray, need: np.ndarray, step: float) -> Settled:
+    """Place jobs one by one on the earliest free worker until every row's
+    workers fall free within one `step` of each other (or the row's jobs run
+    out). Rows are sorted and updated in place."""
+    count = np.zeros(len(ready), dtype=np.int64)
+    starts: list[float] = []
+    finishes: list[float] = []
+    first = np.zeros(len(ready), dtype=np.int64)
+    for row in np.flatnonzero(ready[:, -1] - ready[:, 0] > step).tolist():
+        free = ready[row].tolist()
+        first[row] = len(starts)
+        placed = 0
+        while placed < need[row] and free[-1] - free[0] > step:
+            begin = free.pop(0)
+            bisect.insort(free, begin + step)
+            starts.append(begin)
+            finishes.append(begin + step)
+            placed += 1
+        count[row] = placed
+        ready[row] = free
+    return Settled(count, first, np.array(starts), np.array(finishes))
+
+
+@dataclass
 class OperationStats:
     """Running totals of one operation on one tier.
 
     `max_queued` is the largest number of jobs of one arrival that had to
     wait at one server: a lower bound of the longest queue, exact when the
-    queue is empty before each arrival (as in a fan-out burst).
+    queue is empty before each arrival (as in a fan-out burst). `absorbed`
+    counts the jobs taken as a fluid (see `Tier.absorb`).
     """
 
     jobs: int = 0
@@ -41,6 +77,7 @@ class OperationStats:
     wait: float = 0.0
     max_wait: float = 0.0
     max_queued: int = 0
+    absorbed: int = 0
     sojourn: LogHistogram = field(default_factory=LogHistogram)
 
 
@@ -71,6 +108,10 @@ class Tier:
         self.workers = workers
         self.operations = operations
         self.ops = {op: OperationStats() for op in operations}
+        self._fixed = {
+            op: spec.mean if spec.distribution == "fixed" else None
+            for op, spec in operations.items()
+        }
         self.counted_from = counted_from
         self.slowdowns = slowdowns or []
         self._rng = rng
@@ -91,19 +132,57 @@ class Tier:
                 factor *= scale
         return factor
 
-    def serve_one(self, t: float, server: int, op: str) -> float:
+    def _service(self, op: str, size: int = 1) -> float:
+        """One service time; a sized job (a batch read of `size` keys) takes
+        the sum of `size` draws."""
+        fixed = self._fixed[op]
+        if fixed is not None:
+            return fixed * size
+        return float(draw_lengths(self.operations[op], size, self._rng).sum())
+
+    def mean_service(self, op: str) -> float:
+        """The mean service time of one job of `op`, without slowdowns."""
+        return self.operations[op].mean
+
+    def serve_one(self, t: float, server: int, op: str, size: int = 1) -> float:
         """Serve a single job arriving at time t; return its finish time."""
         free = self._free[server]
         worker = int(free.argmin())
-        start = max(t, float(free[worker]))
-        service = float(draw_lengths(self.operations[op], 1, self._rng)[0])
-        service *= self._factor(t)
-        free[worker] = start + service
+        ready = float(free[worker])
+        start = ready if ready > t else t
+        service = self._service(op, size)
+        if self.slowdowns:
+            service *= self._factor(t)
+        finish = start + service
+        free[worker] = finish
         wait = start - t
         self._account(t, 1, op, wait, service, wait, int(wait > 0))
         if t >= self.counted_from:
-            self.ops[op].sojourn.add_one(wait + service)
-        return start + service
+            self.ops[op].sojourn.add_one(finish - t)
+        return finish
+
+    def absorb(self, t: float, jobs: np.ndarray, work: np.ndarray, op: str) -> None:
+        """Take `jobs[s]` jobs worth `work[s]` seconds at each server s as a
+        fluid spread evenly over its workers.
+
+        Used for the bulk reads of polls, whose individual latencies are not
+        reported. Each job is taken to wait for the least loaded worker of
+        its server.
+        """
+        ready = np.maximum(self._free, t)
+        self._free = ready + (work * self._factor(t) / self.workers)[:, None]
+        waits = (ready.min(axis=1) - t) * jobs
+        total = int(jobs.sum())
+        self._account(
+            t,
+            total,
+            op,
+            float(waits.sum()),
+            float(work.sum()) * self._factor(t),
+            float((ready.min(axis=1) - t).max()),
+            0,
+        )
+        self.ops[op].absorbed += total
 
     def serve(self, t: float, servers: np.ndarray, op: str) -> np.ndarray:
         """Serve jobs that all arrive at time t, `servers[i]` taking job i.
@@ -117,11 +196,81 @@ class Tier:
         counts = np.bincount(servers, minlength=self.servers)
         active = np.flatnonzero(counts)
         need = counts[active]
+        factor = self._factor(t)
+        fixed = self._fixed[op]
+        if fixed is not None:
+            ready = np.sort(np.maximum(self._free[active], t), axis=1)
+            step = fixed * factor
+            settled = _settle(ready, need, step)
+            start, finish, row, order = self._serve_in_rounds(
+                ready, servers, counts, active, step, settled
+            )
+            self._free[active] = ready
+            return self._finish_batch(t, op, start, finish, row, order, active)
+        start, finish, row, order = self._serve_by_slots(t, servers, active, need, op)
+        return self._finish_batch(t, op, start, finish, row, order, active)
+
+    def _serve_in_rounds(
+        self,
+        ready: np.ndarray,
+        servers: np.ndarray,
+        counts: np.ndarray,
+        active: np.ndarray,
+        step: float,
+        settled: "Settled",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Fixed service once the workers fall free within one service time of
+        each other: the batch goes round the workers in order of their ready
+        times, one round per `step`. The first jobs of a server may already
+        have been placed one by one (`settled`). Updates `ready` in place to
+        the new free times."""
+        order = np.argsort(servers.astype(np.int32), kind="stable")
+        offsets = np.zeros(self.servers + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        sorted_servers = servers[order]
+        rank = np.arange(len(servers)) - offsets[sorted_servers]
+        row_of = np.zeros(self.servers, dtype=np.int64)
+        row_of[active] = np.arange(len(active))
+        row = row_of[sorted_servers]
+        early = rank < settled.count[row]
+        rank = rank - settled.count[row]
+        column = np.where(early, 0, rank % self.workers)
+        rounds = np.where(early, 0, rank // self.workers)
+
+        # chain[a, w, m]: ready time plus m services, added one at a time as a
+        # per-message simulation would, so the numbers agree to the bit.
+        deepest = int(rounds.max()) + 1
+        chain = np.empty((len(active), self.workers, deepest + 1))
+        chain[:, :, 0] = ready
+        chain[:, :, 1:] = step
+        np.cumsum(chain, axis=2, out=chain)
+        start = chain[row, column, rounds]
+        finish = chain[row, column, rounds + 1]
+        late = ~early
+        taken = np.bincount(
+            row[late] * self.workers + column[late], minlength=ready.size
+        ).reshape(ready.shape)
+        ready[:] = np.take_along_axis(chain, taken[:, :, None], axis=2)[:, :, 0]
+        if early.any():
+            place = settled.first[row[early]] + rank[early] + settled.count[row[early]]
+            start[early] = settled.start[place]
+            finish[early] = settled.finish[place]
+        return start, finish, row, order
+
+    def _serve_by_slots(
+        self,
+        t: float,
+        servers: np.ndarray,
+        active: np.ndarray,
+        need: np.ndarray,
+        op: str,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Any service law: draw each worker's next services, and give the
+        batch's jobs the earliest start slots in order."""
         ready = np.maximum(self._free[active], t)
         per_worker = int(-(-need.max() // self.workers)) + 2
         factor = self._factor(t)
         rows = np.arange(len(active))
-
         while True:
             # slots[a, w, k]: when worker w of server a starts its k-th next
             # job; slots[..., -1] is when it falls free after all of them.
@@ -130,8 +279,6 @@ class Tier:
             )
             if factor != 1.0:
                 service *= factor
-            # Summing from the ready time adds one service at a time, as a
-            # per-message simulation would, so fixed times agree to the bit.
             slots = np.cumsum(
                 np.concatenate([ready[:, :, None], service], axis=2), axis=2
             )
@@ -151,28 +298,44 @@ class Tier:
         position = chosen % per_worker
         start = slots[row, worker, position]
         finish = slots[row, worker, position + 1]
-
         used = np.bincount(row * self.workers + worker, minlength=ready.size)
         used = used.reshape(ready.shape)
         self._free[active] = np.take_along_axis(slots, used[:, :, None], axis=2)[
             :, :, 0
         ]
+        return start, finish, row, np.argsort(servers, kind="stable")
 
+    def _finish_batch(
+        self,
+        t: float,
+        op: str,
+        start: np.ndarray,
+        finish: np.ndarray,
+        row: np.ndarray,
+        order: np.ndarray,
+        active: np.ndarray,
+    ) -> np.ndarray:
+        """Account for a served batch; finish times back in the given order."""
         waits = start - t
-        queued = int(np.bincount(row[waits > 0], minlength=len(active)).max())
+        waited = waits > 0
+        queued = (
+            int(np.bincount(row[waited], minlength=len(active)).max())
+            if waited.any()
+            else 0
+        )
         self._account(
             t,
-            jobs,
+            len(start),
             op,
             float(waits.sum()),
             float((finish - start).sum()),
-            waits.max(),
+            float(waits.max()),
             queued,
         )
         if t >= self.counted_from:
             self.ops[op].sojourn.add(finish - t)
-        result = np.empty(jobs)
-        result[np.argsort(servers, kind="stable")] = finish
+        result = np.empty(len(start))
+        result[order] = finish
         return result
 
     def _account(

@@ -67,3 +67,46 @@ def test_random_service_keeps_each_worker_busy_back_to_back():
     # Two workers kept busy from time 0: the last finish is about 100 services.
     assert finish.max() == pytest.approx(0.1, rel=0.3)
     assert tier.busy == pytest.approx(tier._free.sum(), rel=1e-9)
+
+
+def _per_message_mixed(batches, servers: int, workers: int):
+    """As above, with a service time per batch."""
+    free = [[0.0] * workers for _ in range(servers)]
+    finishes = []
+    for time, targets, service in batches:
+        out = []
+        for server in targets:
+            row = free[server]
+            worker = min(range(workers), key=row.__getitem__)
+            start = max(time, row[worker])
+            row[worker] = start + service
+            out.append(row[worker])
+        finishes.append(np.array(out))
+    return finishes
+
+
+def test_batches_of_operations_with_different_fixed_times_equal_fifo():
+    # Two operations (1 ms and 0.2 ms) leave workers falling free more than
+    # one service apart; the batch path must still match job-by-job FIFO.
+    rng = np.random.default_rng(8)
+    services = {"slow": 0.001, "fast": 0.0002}
+    tier = Tier(
+        "t",
+        3,
+        4,
+        {
+            op: LengthDistribution(distribution="fixed", mean=v)
+            for op, v in services.items()
+        },
+        np.random.default_rng(0),
+        100.0,
+        1.0,
+    )
+    batches, got = [], []
+    for t in np.cumsum(rng.exponential(0.0015, 400)):
+        op = "slow" if rng.random() < 0.5 else "fast"
+        targets = rng.integers(0, 3, rng.integers(1, 40))
+        batches.append((float(t), targets, services[op]))
+        got.append(tier.serve(float(t), targets, op))
+    for mine, expected in zip(got, _per_message_mixed(batches, 3, 4), strict=True):
+        np.testing.assert_allclose(mine, expected, rtol=0, atol=1e-12)

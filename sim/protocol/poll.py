@@ -22,7 +22,9 @@ class Poll(Strategy):
     Limitation: the latency of a poll is the wait until the next poll; the
     request's own round trip through the tiers is not added to it.
     Limitation: polls of one load slot reach the tiers together at the start
-    of the slot, which overstates their queueing when the slot is long.
+    of the slot, which overstates their queueing when the slot is long, and
+    their cache reads are taken as a fluid spread over the cache workers
+    rather than as single requests.
     Limitation: a poll that follows two changes of the same user counts both
     as detected, although the observer only sees the later status.
     """
@@ -94,12 +96,20 @@ class Poll(Strategy):
         gateway.serve(start, gateway.server_of(users), "request")
         presence.serve(start + hop, presence.server_of(users), "poll")
         keys, sizes = self.targets(users)
-        read = cache.serve(start + 2 * hop, cache.server_of(keys), "get")
-        gateway.serve(
-            float(read.max()) + hop if len(read) else start + 2 * hop,
-            gateway.server_of(users),
-            "deliver",
+        # Each poll sends one batch read to every shard holding its keys; the
+        # reads are taken by the cache as a fluid.
+        shards = cache.server_of(keys)
+        owners = np.repeat(np.arange(len(users)), sizes)
+        touched = np.bincount(
+            owners * cache.servers + shards, minlength=len(users) * cache.servers
         )
+        cache.absorb(
+            start + 2 * hop,
+            (touched.reshape(len(users), cache.servers) > 0).sum(axis=0),
+            np.bincount(shards, minlength=cache.servers) * cache.mean_service("get"),
+            "get",
+        )
+        gateway.serve(start + 3 * hop, gateway.server_of(users), "deliver")
         if not self.counting(start):
             return
 
@@ -109,7 +119,6 @@ class Poll(Strategy):
         logged_in = self.world.workload.sessions.start[self.world.session[users]]
         since = np.repeat(np.maximum(poll_time - self.interval, logged_in), sizes)
         fresh = self._changed_at[keys] > since
-        owners = np.repeat(np.arange(len(users)), sizes)
         has_news = np.bincount(owners[fresh], minlength=len(users)) > 0
         self.metrics.empty_polls += int((~has_news).sum())
         self.metrics.requests += len(users)
