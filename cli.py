@@ -67,11 +67,16 @@ def configure(
 @user_errors
 def validate(scenario_file: ScenarioFile, overrides: Overrides = None) -> None:
     """Check a scenario file without running it."""
+    from sim.graph import check_data_files
+    from sim.memory import check_memory
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_file, overrides)
+    check_data_files(scenario)
+    need = check_memory(scenario)
     console.print(
-        f"[green]ok[/] {escape(str(scenario_file))}: scenario '{escape(scenario.name)}'"
+        f"[green]ok[/] {escape(str(scenario_file))}: scenario "
+        f"'{escape(scenario.name)}', about {need.total / 2**30:.1f} GiB to run"
     )
 
 
@@ -87,10 +92,11 @@ def run(
 ) -> None:
     """Run a scenario under every strategy and write its report."""
     from sim.experiment import run_scenario
-    from sim.output import default_run_dir, write_run
+    from sim.output import check_out_dir, default_run_dir, write_run
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_file, overrides)
+    target = check_out_dir(out) if out is not None else None
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -103,7 +109,7 @@ def run(
         result = run_scenario(
             scenario, progress=lambda done: progress.update(task, completed=done)
         )
-    out_dir = write_run(result, out or default_run_dir(result))
+    out_dir = write_run(result, target or default_run_dir(result))
     print_strategies(result.tables["strategies"])
     console.print(
         f"wrote [bold]{escape(str(out_dir))}[/] (report.md, tables/, figures/)"

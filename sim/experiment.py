@@ -11,6 +11,7 @@ import pandas as pd
 
 from sim import __version__
 from sim.graph import SocialGraph, build_graph
+from sim.memory import check_memory
 from sim.model import Progress, Simulation, World
 from sim.protocol import STRATEGIES, Strategy
 from sim.protocol.system import broadcast_rows
@@ -81,6 +82,7 @@ class Run:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.started = time.perf_counter()
+        check_memory(scenario)
         self.graph = build_graph(
             scenario, stream(scenario.seed, "graph"), stream(scenario.seed, "groups")
         )

@@ -152,6 +152,18 @@ def build_graph(
     return SocialGraph(users, friends, reverse, groups, members, source, ids)
 
 
+def check_data_files(scenario: Scenario) -> None:
+    """Read the scenario's graph and membership files, to report a bad one
+    before a run starts."""
+    ids = None
+    users = scenario.population.users
+    if isinstance(scenario.graph, EdgeListGraph):
+        friends, ids = read_edge_list(scenario.graph)
+        users = friends.rows
+    if isinstance(scenario.groups, MembershipGroups):
+        read_memberships(scenario.groups, ids, users)
+
+
 def out_degrees(
     users: int, spec: DegreeDistribution, rng: np.random.Generator
 ) -> np.ndarray:
@@ -164,6 +176,14 @@ def out_degrees(
         sigma2 = np.log1p(spec.cv**2)
         mu = np.log(spec.mean) - sigma2 / 2
         degrees = np.rint(rng.lognormal(mu, np.sqrt(sigma2), users))
+    if degrees.max(initial=0) > users - 1:
+        log.warning(
+            "graph.out_degree: %d users cannot add more than %d friends each; "
+            "larger out-degrees are cut to %d",
+            users,
+            users - 1,
+            users - 1,
+        )
     return np.clip(degrees, 0, users - 1).astype(np.int64)
 
 
@@ -226,6 +246,12 @@ def synthetic_groups(
     """
     if groups_per_user == 0:
         return Csr(np.zeros(1, np.int64), np.zeros(0, np.int32))
+    if group_size > users:
+        log.warning(
+            "groups.group_size: %d exceeds the %d users; groups hold everyone",
+            group_size,
+            users,
+        )
     size = min(group_size, users)
     per_round = -(-users // size)
     sizes = np.full(per_round, size, np.int64)
@@ -260,15 +286,19 @@ def read_edge_list(spec: EdgeListGraph) -> tuple[Csr, pd.Index]:
             names=["src", "dst"],
             dtype=str,
             skip_blank_lines=True,
-            compression="infer",
+            compression="gzip" if _is_gzip(path) else None,
         )
-    except (ValueError, pd.errors.ParserError, OSError, EOFError) as exc:
+    except (ValueError, pd.errors.ParserError) as exc:
         raise PresenceSimError(
-            f"graph.path: cannot read edge list {path}: {exc}"
+            f"graph.path: {path} is not an edge list of two columns separated "
+            f"by {spec.delimiter} (check graph.delimiter): {exc}"
         ) from None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise PresenceSimError(f"graph.path: cannot read {path}: {exc}") from None
     # `%` comment lines (KONECT style) come through as rows starting with `%`.
     frame = frame.dropna()
     frame = frame[~frame["src"].str.startswith("%")]
+    frame = frame.apply(lambda column: column.str.strip())
     if frame.empty:
         raise PresenceSimError(f"graph.path: {path} holds no edges")
 
@@ -279,6 +309,10 @@ def read_edge_list(spec: EdgeListGraph) -> tuple[Csr, pd.Index]:
         src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
     keep = src != dst
     arcs = pd.DataFrame({"src": src[keep], "dst": dst[keep]}).drop_duplicates()
+    if arcs.empty:
+        raise PresenceSimError(
+            f"graph.path: {path} holds only self-loops, which are dropped"
+        )
 
     users = len(ids)
     coo = sp.coo_array(
@@ -303,24 +337,28 @@ def read_memberships(
     members must be user numbers 0..users-1.
     """
     path = Path(spec.path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if _is_gzip(path) else open
     pairs: list[tuple[str, str]] = []
     separator = None if spec.delimiter == "whitespace" else _SEPARATORS[spec.delimiter]
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text[0] in "#%":
-                continue
-            fields = [f.strip() for f in text.split(separator) if f.strip()]
-            if spec.format == "pairs":
-                if len(fields) < 2:
-                    raise PresenceSimError(
-                        f"groups.path: {path} line {number}: expected 'node group'"
-                    )
-                pairs.append((fields[0], fields[1]))
-            else:
-                label = " ".join(fields[: spec.skip_fields]) or f"line{number}"
-                pairs.extend((member, label) for member in fields[spec.skip_fields :])
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines = handle.readlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresenceSimError(f"groups.path: cannot read {path}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text[0] in "#%":
+            continue
+        fields = [f.strip() for f in text.split(separator) if f.strip()]
+        if spec.format == "pairs":
+            if len(fields) < 2:
+                raise PresenceSimError(
+                    f"groups.path: {path} line {number}: expected 'node group'"
+                )
+            pairs.append((fields[0], fields[1]))
+        else:
+            label = " ".join(fields[: spec.skip_fields]) or f"line{number}"
+            pairs.extend((member, label) for member in fields[spec.skip_fields :])
     if not pairs:
         raise PresenceSimError(f"groups.path: {path} holds no memberships")
 
@@ -338,6 +376,13 @@ def read_memberships(
     else:
         known = ids.astype(str)
         unknown = pd.Index(nodes.unique()).difference(known, sort=False)
+        if len(unknown):
+            log.warning(
+                "groups.path: %d members are not in the graph and join as users "
+                "without friends (e.g. %s)",
+                len(unknown),
+                ", ".join(map(str, unknown[:5])),
+            )
         all_ids = known.append(unknown)
         user_of = all_ids.get_indexer(nodes)
 
@@ -356,9 +401,18 @@ def read_memberships(
     return Csr(csr.indptr.astype(np.int64), csr.indices.astype(np.int32)), all_ids
 
 
+def _is_gzip(path: Path) -> bool:
+    """Whether the file starts with the gzip magic bytes, whatever its name."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(2) == b"\x1f\x8b"
+    except OSError as exc:
+        raise PresenceSimError(f"cannot read {path}: {exc}") from None
+
+
 def _header_lines(path: Path, separator: str) -> int:
     """Lines to skip so that a first data line of non-numbers (a header) goes."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if _is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
             head = [line for _, line in zip(range(200), handle, strict=False)]

@@ -36,13 +36,42 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
         frame.to_parquet(folder / f"{name}.parquet", index=False)
 
 
-def write_run(result: RunResult, out_dir: Path) -> Path:
-    """Write every output of a run into `out_dir`, replacing it if present."""
-    out_dir = Path(out_dir)
+def check_out_dir(out_dir: Path) -> Path:
+    """Refuse an output folder that cannot be written or holds other files.
+
+    A folder that holds an earlier run (it has `summary.json`) may be
+    replaced; any other non-empty folder is left alone. Called before a run
+    starts, so that a bad `--out` costs no simulation time.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise PresenceSimError(f"--out: {out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / "summary.json").is_file():
+            raise PresenceSimError(
+                f"--out: {out_dir} holds files that are not a presence-sim run; "
+                "choose a new or empty folder"
+            )
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PresenceSimError(f"--out: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise PresenceSimError(f"--out: cannot write in {parent}")
+            break
+    return out_dir
+
+
+def write_run(result: RunResult, out_dir: Path) -> Path:
+    """Write every output of a run into `out_dir`, replacing an earlier run
+    there (see `check_out_dir`)."""
+    out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    # mkdtemp makes a private folder; a report folder is as readable as any.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         write_tables(result.tables, staging / "tables")
         summary = dict(result.summary, tables=sorted(result.tables))

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -47,10 +48,24 @@ class LengthDistribution(_Section):
         return value
 
 
+def _with_default_mean(seconds: float) -> Any:
+    """A validator giving a length distribution a default mean when a
+    section names only its shape (e.g. `{distribution: lognormal, cv: 2}`)."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict) and "mean" not in value:
+            return {**value, "mean": seconds}
+        return value
+
+    return BeforeValidator(fill)
+
+
 class Population(_Section):
-    users: int = Field(20_000, ge=2)
-    online_fraction: float = Field(0.2, gt=0, lt=1)
-    session: LengthDistribution = LengthDistribution(mean=1800.0)
+    users: int = Field(20_000, ge=2, le=2_000_000_000)
+    online_fraction: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False)
+    session: Annotated[LengthDistribution, _with_default_mean(1800.0)] = (
+        LengthDistribution(mean=1800.0)
+    )
     start: Literal["steady", "empty"] = Field(
         "steady",
         description="steady: the online fraction holds from time 0; "
@@ -124,7 +139,9 @@ class Behaviour(_Section):
     group_visits_per_hour: float = Field(
         2.0, ge=0, description="group openings per online hour of a user"
     )
-    group_visit_duration: LengthDistribution = LengthDistribution(mean=120.0)
+    group_visit_duration: Annotated[LengthDistribution, _with_default_mean(120.0)] = (
+        LengthDistribution(mean=120.0)
+    )
     status_switches_per_hour: float = Field(
         0.0, ge=0, description="online/away/busy/invisible switches per online hour"
     )
@@ -187,8 +204,8 @@ class GatewayTier(_Section):
     """Holds client connections; delivers pushes, receives requests and
     heartbeats."""
 
-    servers: int = Field(4, ge=1)
-    workers: int = Field(8, ge=1)
+    servers: int = Field(4, ge=1, le=100_000)
+    workers: int = Field(8, ge=1, le=10_000)
     deliver: LengthDistribution = _fixed(20e-6)
     request: LengthDistribution = _fixed(50e-6)
     heartbeat: LengthDistribution = _fixed(10e-6)
@@ -197,8 +214,8 @@ class GatewayTier(_Section):
 class PresenceTier(_Section):
     """Applies status changes, computes fan-outs, answers polls and pulls."""
 
-    servers: int = Field(2, ge=1)
-    workers: int = Field(8, ge=1)
+    servers: int = Field(2, ge=1, le=100_000)
+    workers: int = Field(8, ge=1, le=10_000)
     change: LengthDistribution = _fixed(200e-6)
     login: LengthDistribution = _fixed(300e-6)
     poll: LengthDistribution = _fixed(300e-6)
@@ -209,8 +226,8 @@ class CacheTier(_Section):
     """Every user's status, sharded by user: `set` writes one status, `get`
     reads one key (a batch read costs one `get` per key)."""
 
-    servers: int = Field(4, ge=1)
-    workers: int = Field(4, ge=1)
+    servers: int = Field(4, ge=1, le=100_000)
+    workers: int = Field(4, ge=1, le=10_000)
     set: LengthDistribution = _fixed(20e-6)
     get: LengthDistribution = _fixed(2e-6)
 
@@ -218,8 +235,8 @@ class CacheTier(_Section):
 class DbTier(_Section):
     """Friend lists and group member lists."""
 
-    servers: int = Field(2, ge=1)
-    workers: int = Field(8, ge=1)
+    servers: int = Field(2, ge=1, le=100_000)
+    workers: int = Field(8, ge=1, le=10_000)
     friends: LengthDistribution = _fixed(1e-3)
     members: LengthDistribution = _fixed(1e-3)
 
@@ -292,7 +309,7 @@ class Metrics(_Section):
 class Scenario(_Section):
     """Everything one run needs, with the defaults of the reference article."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     description: str = ""
     seed: int = Field(1, ge=0)
     duration: PositiveSeconds = 3600.0
@@ -316,6 +333,34 @@ class Scenario(_Section):
     system_messages: list[SystemMessage] = []
     metrics: Metrics = Metrics()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, value: Any) -> Any:
+        # A graph or groups section without `kind` is the synthetic one.
+        if isinstance(value, dict):
+            for section in ("graph", "groups"):
+                if isinstance(value.get(section), dict):
+                    value[section] = {"kind": "synthetic", **value[section]}
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError("must not contain line breaks or control characters")
+        return name
+
+    @model_validator(mode="after")
+    def _something_to_compare(self) -> "Scenario":
+        chosen = self.strategies.friends or self.strategies.groups
+        if not chosen and not self.system_messages:
+            raise ValueError(
+                "strategies: choose at least one strategy in strategies.friends "
+                "(push, poll) or strategies.groups (push, push_dedup, poll, "
+                "lazy_pull), or add system_messages"
+            )
+        return self
+
     @model_validator(mode="after")
     def _poll_not_faster_than_slot(self) -> "Scenario":
         if self.strategies.poll_interval < self.metrics.slot:
@@ -338,7 +383,7 @@ class Scenario(_Section):
     @property
     def slug(self) -> str:
         """The name made safe for a folder name."""
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-.")
+        slug = re.sub(r"[^\w.-]+", "-", self.name).strip("-.")[:80]
         return slug or "scenario"
 
 
@@ -397,7 +442,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PresenceSimError(f"{path}: scenario file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PresenceSimError(
+            f"{path}: not a text file; a scenario is YAML in UTF-8"
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -435,6 +486,12 @@ def _describe(error: dict[str, Any]) -> str:
         hint = f"; valid fields here: {', '.join(valid)}" if valid else ""
         return f"{field}: unknown field{hint}"
     message = error["msg"]
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        valid = _valid_fields(loc)
+        hint = f" (fields: {', '.join(valid)})" if valid else ""
+        return f"{field}: expected a section of fields{hint}, not {error['input']!r}"
+    if error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
+        return f"{field}: kind must be one of {error['ctx'].get('expected_tags', '')}"
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if not loc:
@@ -492,5 +549,6 @@ def _tag_of(member: Any) -> str | None:
     if isinstance(member, type) and issubclass(member, BaseModel):
         kind = member.model_fields.get("kind")
         if kind is not None:
-            return kind.default
+            tags = getattr(kind.annotation, "__args__", ())
+            return tags[0] if tags else None
     return None

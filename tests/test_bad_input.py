@@ -84,3 +84,36 @@ def test_validate_accepts_the_shipped_scenarios(path):
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def test_memory_guard_refuses_a_scenario_larger_than_the_machine(tmp_path):
+    # 10^9 users with 200 friends each: about 5 TB of arcs alone.
+    result = _run(tmp_path, GOOD, "--set", "population.users=1000000000")
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "population.users: this scenario needs about" in message
+    assert "the largest population that fits is about" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_folder_with_other_files_is_refused_before_running(tmp_path):
+    keep = tmp_path / "out"
+    keep.mkdir()
+    (keep / "important.txt").write_text("keep")
+    result = _run(tmp_path, GOOD, "--set", "population.users=200")
+    assert result.returncode == 2
+    assert "not a presence-sim run" in " ".join(result.stderr.split())
+    assert (keep / "important.txt").read_text() == "keep"
+
+
+def test_no_strategy_at_all_is_refused(tmp_path):
+    result = _run(
+        tmp_path,
+        GOOD,
+        "--set",
+        "strategies.friends=[]",
+        "--set",
+        "strategies.groups=[]",
+    )
+    assert result.returncode == 2
+    assert "strategies: choose at least one strategy" in " ".join(result.stderr.split())
