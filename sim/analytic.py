@@ -451,8 +451,10 @@ def batch_wait(batch: Pmf, workers: int, service: LengthDistribution) -> float:
     With the server idle when the batch arrives, job i (from 0) of a batch
     waits floor(i / c) E[S] for fixed service times, and (i - c + 1)+ E[S] / c
     for exponential ones (each start needs one of c busy workers to finish).
-    Averaged over jobs, so large batches weigh by their size. Other service
-    laws use the exponential rule, an approximation.
+    Averaged over jobs, so large batches weigh by their size.
+
+    Limitation: lognormal service times use the exponential rule, an
+    approximation.
     """
     mean_batch = batch.mean()
     if mean_batch == 0:
@@ -581,6 +583,8 @@ class StrategyEstimate:
     nothing because of a change); `n_distinct_mean` the expected N of a group
     push deduplicated per recipient (NaN otherwise); latencies in seconds,
     NaN where the strategy has none.
+
+    Limitation: a push has a predicted mean latency but no percentiles.
     """
 
     audience: str
