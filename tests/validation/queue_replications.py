@@ -63,46 +63,47 @@ def replication_streams(seed: int, replication: int) -> list[np.random.Generator
     return [np.random.default_rng(child) for child in children]
 
 
-def tier_mean_wait(
-    arrival_rate: float,
-    service_mean: float,
-    workers: int,
-    horizon: float,
-    seed: int,
-    replication: int,
-) -> float:
-    """Mean wait in queue of one replication of M/M/c served by `sim.tiers.Tier`.
+@dataclass(frozen=True)
+class MMcQueue:
+    """One server with `workers` workers, Poisson arrivals over [0, horizon)
+    and exponential service times."""
 
-    One server with `workers` workers; Poisson arrivals over [0, horizon),
-    exponential service; each job is handed to `Tier.serve_one` as it
-    arrives. Jobs arriving in the warm-up are served but not counted.
+    arrival_rate: float
+    service_mean: float
+    workers: int
+    horizon: float
+
+    @property
+    def warm_up(self) -> float:
+        return WARM_UP * self.horizon
+
+
+def tier_mean_wait(queue: MMcQueue, seed: int, replication: int) -> float:
+    """Mean wait in queue of one replication, served by `sim.tiers.Tier`.
+
+    Each job is handed to `Tier.serve_one` as it arrives. Jobs arriving in
+    the warm-up are served but not counted.
     """
     arrivals, services = replication_streams(seed, replication)
-    expected = int(arrival_rate * horizon * 1.2) + 100
-    times = np.cumsum(arrivals.exponential(1.0 / arrival_rate, expected))
-    times = times[times < horizon]
-    service = LengthDistribution(distribution="exponential", mean=service_mean)
-    tier = Tier("mmc", 1, workers, {"job": service}, services, horizon, horizon)
+    # Enough gaps to pass the horizon: 20% over the mean count is ~20 sd.
+    expected = int(queue.arrival_rate * queue.horizon * 1.2) + 100
+    times = np.cumsum(arrivals.exponential(1.0 / queue.arrival_rate, expected))
+    assert times[-1] >= queue.horizon
+    times = times[times < queue.horizon]
+    service = LengthDistribution(distribution="exponential", mean=queue.service_mean)
+    tier = Tier("mmc", 1, queue.workers, {"job": service}, services, queue.horizon, 1.0)
     counted = 0
     waited = 0.0
-    start = WARM_UP * horizon
     for time in times.tolist():
         before = tier.stats.wait
         tier.serve_one(time, 0, "job")
-        if time >= start:
+        if time >= queue.warm_up:
             waited += tier.stats.wait - before
             counted += 1
     return waited / counted
 
 
-def ciw_mean_wait(
-    arrival_rate: float,
-    service_mean: float,
-    workers: int,
-    horizon: float,
-    seed: int,
-    replication: int,
-) -> float:
+def ciw_mean_wait(queue: MMcQueue, seed: int, replication: int) -> float:
     """The same replication's statistic, simulated by Ciw (its own streams).
 
     Ciw draws from Python's `random`, seeded per replication from the same
@@ -111,17 +112,16 @@ def ciw_mean_wait(
     """
     state = np.random.SeedSequence(seed, spawn_key=(replication, 1)).generate_state(1)
     network = ciw.create_network(
-        arrival_distributions=[ciw.dists.Exponential(arrival_rate)],
-        service_distributions=[ciw.dists.Exponential(1.0 / service_mean)],
-        number_of_servers=[workers],
+        arrival_distributions=[ciw.dists.Exponential(queue.arrival_rate)],
+        service_distributions=[ciw.dists.Exponential(1.0 / queue.service_mean)],
+        number_of_servers=[queue.workers],
     )
     ciw.seed(int(state[0]))
     simulation = ciw.Simulation(network)
-    simulation.simulate_until_max_time(horizon * 1.2)
-    start = WARM_UP * horizon
+    simulation.simulate_until_max_time(queue.horizon * 1.2)
     waits = [
         record.waiting_time
         for record in simulation.get_all_records()
-        if start <= record.arrival_date < horizon
+        if queue.warm_up <= record.arrival_date < queue.horizon
     ]
     return float(np.mean(waits))

@@ -11,6 +11,7 @@ import pytest
 
 from sim.analytic import mmc_wait
 from tests.validation.queue_replications import (
+    MMcQueue,
     ciw_mean_wait,
     interval,
     tier_mean_wait,
@@ -29,12 +30,9 @@ CIW_JOBS = {0.5: 5_000, 0.8: 10_000, 0.95: 20_000}
 
 def _replicate(simulate, utilisation: float, jobs: int, replications: int):
     rate = utilisation * WORKERS
-    horizon = jobs / rate
+    queue = MMcQueue(rate, 1.0, WORKERS, jobs / rate)
     return interval(
-        [
-            simulate(rate, 1.0, WORKERS, horizon, SEED, replication)
-            for replication in range(replications)
-        ]
+        [simulate(queue, SEED, replication) for replication in range(replications)]
     )
 
 
