@@ -20,16 +20,24 @@ sharded across servers by number. From that:
   batches of jobs (a fan-out, the polls of one slot) as described at
   `tier_estimate`.
 
-Nothing here imports the graph or workload modules: `presence-sim estimate`
-must answer for a hundred million users in well under a second.
+Nothing here imports the graph or workload modules up front, and a
+synthetic graph is never built: `presence-sim estimate` must answer for a
+hundred million users in well under a second. Only a scenario that reads
+data files loads them.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.scenario import LengthDistribution, Scenario, SyntheticGraph, SyntheticGroups
+
+if TYPE_CHECKING:
+    # Only for annotations: importing the graph module costs half a second.
+    from sim.graph import SocialGraph
 
 # Binomial tails beyond this many standard deviations carry no mass a float
 # can hold next to the bulk.
@@ -312,7 +320,9 @@ def synthetic_group_profile(groups: SyntheticGroups, users: int) -> tuple[Pmf, f
     return slots, distinct
 
 
-def scenario_profile(scenario: Scenario, graph: object | None = None) -> GraphProfile:
+def scenario_profile(
+    scenario: Scenario, graph: "SocialGraph | None" = None
+) -> GraphProfile:
     """The profile from the scenario's formulas, or from a loaded graph.
 
     Synthetic parts come from their parameters, so nothing is built; parts
@@ -351,7 +361,7 @@ def scenario_profile(scenario: Scenario, graph: object | None = None) -> GraphPr
 _MAX_PAIRS = 50_000_000
 
 
-def membership_profile(graph: object) -> tuple[Pmf | None, float, float]:
+def membership_profile(graph: "SocialGraph") -> tuple[Pmf | None, float, float]:
     """K(u), mean distinct co-members and share in a group, from real groups.
 
     Limitation: distinct co-members are counted only while the groups hold
@@ -729,7 +739,11 @@ def _group_push(context: _Context) -> StrategyEstimate:
 
 
 def _requests(
-    context: _Context, name: str, per_second: float, batch_of, periodic: bool
+    context: _Context,
+    name: str,
+    per_second: float,
+    batch_of: Callable[[int], Pmf],
+    periodic: bool,
 ) -> list[TierEstimate]:
     """A request through the gateways answered by the presence tier."""
     tiers = context.scenario.tiers
