@@ -17,7 +17,14 @@ import pandas as pd
 from sim.analytic import Estimate, estimate, scenario_profile
 from sim.graph import SocialGraph
 from sim.scenario import Scenario
-from sim.workload import Workload, mean_online_fraction
+from sim.workload import (
+    LOGIN,
+    LOGOUT,
+    SWITCH,
+    TIMEOUT,
+    Workload,
+    mean_online_fraction,
+)
 
 PREDICTED = "_predicted"
 REL_ERROR = "_rel_error"
@@ -44,8 +51,9 @@ def add_predictions(
     real graph and its groups, and who changed status in this run.
     """
     predicted = estimate(scenario, scenario_profile(scenario, graph))
+    window = scenario.duration - scenario.warmup
     strategy_rows = [
-        {"audience": s.audience, "strategy": s.strategy, **s.figures(workload.duration)}
+        {"audience": s.audience, "strategy": s.strategy, **s.figures(window)}
         for s in predicted.strategies
     ]
     tier_rows = [
@@ -68,7 +76,7 @@ def add_predictions(
     tables["tiers"] = join_predictions(
         tables["tiers"], pd.DataFrame(tier_rows), TIER_KEYS
     )
-    inputs = run_inputs(graph, workload)
+    inputs = run_inputs(graph, workload, scenario.warmup)
     notes = explain(tables["strategies"], predicted, inputs, scenario)
     summary = {
         "basis": predicted.profile.basis,
@@ -111,14 +119,19 @@ def is_prediction_column(name: str) -> bool:
     return name.endswith(PREDICTED) or name.endswith(REL_ERROR)
 
 
-def run_inputs(graph: SocialGraph, workload: Workload) -> dict[str, float]:
+def run_inputs(
+    graph: SocialGraph, workload: Workload, warmup: float = 0.0
+) -> dict[str, float]:
     """What this run drew, against which its predictions can be read.
 
     The users behind the changes are uniform over users in expectation, but a
     run draws only so many; on a skewed real graph the handful of
     well-connected users who happen to change move N.
     """
-    changers = workload.change_user
+    # Visible changes: logins, logouts and detected disconnects, after the
+    # warm-up.
+    kinds = np.isin(workload.event_kind, [LOGIN, LOGOUT, TIMEOUT, SWITCH])
+    changers = workload.event_user[kinds & (workload.event_time >= warmup)]
     in_degree = graph.reverse.degrees()
     sizes = graph.members.degrees()
     slots = np.bincount(

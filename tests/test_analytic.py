@@ -127,7 +127,7 @@ def test_batch_wait_matches_an_idle_tier_serving_the_batch():
     for size in range(31):
         tier = Tier("t", 1, 4, {"op": service}, np.random.default_rng(0), 10.0, 1.0)
         tier.serve(1.0, np.zeros(size, np.int64), "op")
-        waits.append(tier.stats.wait)
+        waits.append(tier.wait)
     expected = np.mean(waits) / batch.mean()
     assert batch_wait(batch, 4, service) == pytest.approx(expected, rel=1e-9)
 

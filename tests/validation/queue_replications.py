@@ -95,10 +95,10 @@ def tier_mean_wait(queue: MMcQueue, seed: int, replication: int) -> float:
     counted = 0
     waited = 0.0
     for time in times.tolist():
-        before = tier.stats.wait
+        before = tier.wait
         tier.serve_one(time, 0, "job")
         if time >= queue.warm_up:
-            waited += tier.stats.wait - before
+            waited += tier.wait - before
             counted += 1
     return waited / counted
 
