@@ -91,7 +91,13 @@ def add_predictions(
 def join_predictions(
     simulated: pd.DataFrame, predicted: pd.DataFrame, keys: list[str]
 ) -> pd.DataFrame:
-    """Append `M_predicted` and `M_rel_error` for each predicted figure M."""
+    """Append `M_predicted` and `M_rel_error` for each predicted figure M.
+
+    A table without rows to join on (a run of system messages only) is
+    returned as it is.
+    """
+    if predicted.empty or not set(keys) <= set(simulated.columns):
+        return simulated
     figures = [c for c in predicted.columns if c not in keys and c in simulated]
     renamed = predicted.rename(columns={f: f + PREDICTED for f in figures})
     joined = simulated.merge(renamed, on=keys, how="left")
@@ -171,7 +177,7 @@ def explain(
             f"scales with it."
         )
 
-    audiences = set(strategies["audience"])
+    audiences = set(strategies.get("audience", []))
     drawn = {
         "friends": ("reverse friends", "in_degree"),
         "groups": ("group co-member slots", "group_slots"),
