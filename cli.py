@@ -116,6 +116,64 @@ def run(
     )
 
 
+@app.command()
+@user_errors
+def estimate(scenario_file: ScenarioFile, overrides: Overrides = None) -> None:
+    """Predict N, request rates and tier load by formula, without simulating."""
+    from sim.analytic import estimate_scenario
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file, overrides)
+    result = estimate_scenario(scenario)
+    profile = result.profile
+    console.print(
+        f"[bold]{escape(scenario.name)}[/]: {profile.users:,} users, "
+        f"{result.online_users:,.0f} online ({result.online_fraction:.3g}), "
+        f"{_count(result.changes_per_second)} status changes/s; "
+        f"{escape(profile.basis)}"
+    )
+
+    strategies = Table(title="Strategies, predicted (N: observers per change)")
+    strategies.add_column("strategy", justify="right", no_wrap=True)
+    for title in ("N mean", "N p99", "msgs/s", "req/s", "msgs/chg"):
+        strategies.add_column(title, justify="right")
+    strategies.add_column("latency", justify="right")
+    for row in result.strategies:
+        n = row.n
+        strategies.add_row(
+            f"{row.audience} {row.strategy.replace('_', ' ')}",
+            _count(n.mean()) if n else "-",
+            _count(n.quantile(0.99)) if n else "-",
+            _count(row.messages_per_second),
+            _count(row.requests_per_second),
+            _count(row.amplification),
+            _seconds(row.latency_mean),
+        )
+    console.print(strategies)
+
+    tiers = Table(title="Server tiers, predicted (utilisation over 1: saturated)")
+    for title in ("strategy", "tier", "servers", "req/s", "utilisation"):
+        tiers.add_column(title, justify="right")
+    tiers.add_column("wait mean", justify="right")
+    for row in result.strategies:
+        for tier in row.tiers:
+            tiers.add_row(
+                f"{row.audience} {row.strategy.replace('_', ' ')}",
+                tier.tier,
+                f"{tier.servers} x {tier.workers}",
+                _count(tier.jobs_per_second),
+                f"{tier.utilisation:.3g}",
+                _seconds(tier.wait_mean),
+            )
+    console.print(tiers)
+    for row in result.strategies:
+        if not math.isnan(row.n_distinct_mean):
+            console.print(
+                f"{row.audience} {row.strategy} deduplicated per recipient: "
+                f"N mean {_count(row.n_distinct_mean)}"
+            )
+
+
 def print_strategies(frame: Any) -> None:
     """The comparison table, narrow enough for an 80-column terminal."""
     columns = {
@@ -147,6 +205,10 @@ def _count(value: float) -> str:
 def _seconds(value: float) -> str:
     from sim.units import format_duration
 
+    if math.isinf(value):
+        return "saturated"
+    if 0 < value < 1e-6:
+        return "<1us"
     return "-" if math.isnan(value) else format_duration(float(f"{value:.3g}"))
 
 

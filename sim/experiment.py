@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sim import __version__
+from sim.comparison import add_predictions
 from sim.graph import SocialGraph, build_graph
 from sim.memory import check_memory
 from sim.model import Progress, Simulation, World
@@ -131,10 +132,14 @@ class Run:
             "faults": fault_table(strategies, scenario),
             "system_messages": pd.DataFrame(broadcast_rows(strategies)),
         }
+        tables, predictions = add_predictions(
+            tables, scenario, self.graph, self.workload
+        )
         summary = run_summary(
             scenario, self.graph, self.workload, time.perf_counter() - self.started
         )
         summary["ghost_online"] = ghost
+        summary["predictions"] = predictions
         return RunResult(scenario, summary, tables)
 
 

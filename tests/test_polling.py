@@ -1,20 +1,10 @@
-"""Friend polling: with uniform phases the wait until detection averages T/2."""
+"""Friend polling: request rates (the detection delay is validated in
+tests/validation/test_poll_delay.py)."""
 
 import pytest
 
 from sim.experiment import run_scenario
 from tests.conftest import small_scenario
-
-
-@pytest.mark.parametrize("interval", [60.0])
-def test_poll_detection_wait_averages_half_the_interval(interval):
-    scenario = small_scenario(
-        duration="30m",
-        population={"users": 5000},
-        strategies={"friends": ["poll"], "groups": [], "poll_interval": interval},
-    )
-    row = run_scenario(scenario).tables["strategies"].iloc[0]
-    assert row["latency_mean_s"] == pytest.approx(interval / 2, rel=0.05)
 
 
 def test_poll_requests_match_online_users_times_rate():

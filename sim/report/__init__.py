@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from sim.comparison import is_prediction_column, side_by_side
 from sim.report import figures
 from sim.scenario import Scenario
 from sim.units import format_duration
@@ -37,6 +38,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """The simulated columns only; predictions get their own section."""
+    return frame[[c for c in frame.columns if not is_prediction_column(c)]]
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("sim.report", "templates"),
@@ -63,14 +69,17 @@ def render_report(
         "load_over_time": figures.load_over_time(tables["load"], figure_dir),
         "latency_cdf": figures.latency_cdf(tables["latency_histogram"], figure_dir),
     }
+    strategies, tiers = tables["strategies"], tables["tiers"]
     text = (
         _environment()
         .get_template("report.md.j2")
         .render(
             scenario=scenario,
             summary=summary,
-            strategies=tables["strategies"],
-            tiers=tables["tiers"],
+            strategies=_measured(strategies),
+            tiers=_measured(tiers),
+            predictions=side_by_side(strategies, tiers),
+            prediction_notes=summary.get("predictions", {}).get("notes", []),
             images=images,
         )
     )

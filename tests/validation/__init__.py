@@ -1,0 +1,1 @@
+"""Validation against closed forms and independent references."""
