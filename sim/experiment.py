@@ -171,7 +171,7 @@ def strategy_table(
         n = metrics.n.values()
         has_n = len(n) > 0
         peak = {
-            f"peak_rps_{name}": float(tier.arrivals.max() / scenario.metrics.slot)
+            f"peak_rps_{name}": float(tier.rates().max())
             for name, tier in strategy.tiers.items()
         }
         rows.append(
@@ -223,7 +223,7 @@ def tier_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
                     "workers": tier.workers,
                     "jobs": jobs,
                     "mean_rps": jobs / window,
-                    "peak_rps": float(tier.arrivals[first:].max() / slot),
+                    "peak_rps": float(tier.rates()[first:].max()),
                     "utilisation": tier.busy / capacity,
                     "wait_mean_s": tier.wait / jobs if jobs else 0.0,
                     "wait_max_s": tier.max_wait,
@@ -287,7 +287,7 @@ def fault_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
                 after = tier.slot_max_wait[last:]
                 calm = np.flatnonzero(after <= usual)
                 drain = float(calm[0] * slot) if len(calm) else math.nan
-                rate = tier.arrivals / slot
+                rate = tier.rates()
                 rows.append(
                     {
                         "fault": index,
@@ -323,7 +323,7 @@ def load_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:
                         "tier": tier.name,
                         "time_s": np.arange(len(tier.arrivals)) * slot,
                         "requests": tier.arrivals,
-                        "rps": tier.arrivals / slot,
+                        "rps": tier.rates(),
                     }
                 )
             )

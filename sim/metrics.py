@@ -18,7 +18,7 @@ class LogHistogram:
     the first bin.
     """
 
-    def __init__(self, low: float = 1e-7, decades: int = 12, per_decade: int = 100):
+    def __init__(self, low: float = 1e-7, decades: int = 16, per_decade: int = 100):
         self.low = low
         self.per_decade = per_decade
         self.bins = decades * per_decade

@@ -119,7 +119,13 @@ class Tier:
         self._slot = slot
         self._slots = max(1, int(np.ceil(duration / slot)))
         self.arrivals = np.zeros(self._slots, dtype=np.int64)
+        starts = np.arange(self._slots) * slot
+        self._widths = np.minimum(slot, duration - starts)
         self.slot_max_wait = np.zeros(self._slots)
+
+    def rates(self) -> np.ndarray:
+        """Arrivals per second in each slot (the last slot may be shorter)."""
+        return self.arrivals / self._widths
 
     def server_of(self, users: np.ndarray | int) -> np.ndarray | int:
         """The server that handles a user's traffic (static sharding)."""

@@ -50,7 +50,7 @@ def format_duration(seconds: float) -> str:
         return "0s"
     for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
         if abs(seconds) >= size:
-            return f"{seconds / size:g}{unit}"
+            return f"{seconds / size:.3g}{unit}"
     if abs(seconds) >= 1e-3:
-        return f"{seconds * 1e3:g}ms"
-    return f"{seconds * 1e6:g}us"
+        return f"{seconds * 1e3:.3g}ms"
+    return f"{seconds * 1e6:.3g}us"

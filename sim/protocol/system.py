@@ -144,7 +144,7 @@ def broadcast_rows(strategies: list[Strategy]) -> list[dict[str, object]]:
                     min(broadcast.expires_at, strategy.world.workload.duration) / slot
                 )
             )
-            window = gateway.arrivals[first : max(last, first + 1)]
+            window = gateway.rates()[first : max(last, first + 1)]
             delivered = int(broadcast.received.sum())
             rows.append(
                 {
@@ -158,9 +158,7 @@ def broadcast_rows(strategies: list[Strategy]) -> list[dict[str, object]]:
                     "junk": strategy.junk(broadcast),
                     "lost_to_ghosts": broadcast.lost_to_ghosts,
                     "not_reached": len(broadcast.received) - delivered,
-                    "peak_gateway_rps": float(window.max() / slot)
-                    if len(window)
-                    else 0.0,
+                    "peak_gateway_rps": float(window.max()) if len(window) else 0.0,
                     "delay_mean_s": broadcast.delay.mean(),
                     "delay_p50_s": broadcast.delay.quantile(0.5),
                     "delay_p99_s": broadcast.delay.quantile(0.99),
