@@ -1,0 +1,1 @@
+"""Benchmarks of presence-sim, run on demand by `make bench`."""

@@ -1,0 +1,125 @@
+"""presence-sim benchmarks: `make bench` (or `python -m bench.run --quick`).
+
+Every case runs in a fresh process (bench/case.py) so that its peak memory
+is its own. Speeds are compared only as ratios of cases measured in the same
+run. Targets are printed beside the figures; nothing here fails on them.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = str(ROOT / "scenarios" / "seed.yaml")
+SLASHDOT = ROOT.parent / "shared" / "datasets" / "soc-Slashdot0902.txt.gz"
+
+
+def case(kind: str, scenario: str, *overrides: str, audience: str = "friends") -> dict:
+    command = [sys.executable, "-m", "bench.case", kind, scenario]
+    for item in overrides:
+        command += ["--set", item]
+    command += ["--audience", audience]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def line(label: str, result: dict) -> None:
+    if "error" in result:
+        print(f"{label:<44} failed: {result['error']}")
+        return
+    wall = result["wall_s"]
+    print(
+        f"{label:<44} {wall:9.1f} s  {result['peak_rss_mb']:8.0f} MB  "
+        f"{result['changes'] / wall:12,.0f} changes/s  "
+        f"{result['messages'] / wall:14,.0f} messages/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tenth of the populations and of the simulated time",
+    )
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    hour = "6m" if args.quick else "1h"
+    big = [10_000 // scale, 100_000 // scale, 1_000_000 // scale]
+
+    print(f"presence-sim benchmarks ({'quick' if args.quick else 'full'})")
+    print("case                                          wall      peak RSS")
+    walls = {}
+    for users in big:
+        result = case("model", SEED, f"population.users={users}", f"duration={hour}")
+        line(f"seed, {users:,} users, {hour}, all strategies", result)
+        walls[users] = result.get("wall_s", math.nan)
+
+    if SLASHDOT.exists():
+        slashdot = str(ROOT / "bench" / "slashdot.yaml")
+        line(
+            f"Slashdot (82,168 users), {hour}",
+            case("model", slashdot, f"duration={hour}"),
+        )
+    else:
+        print(f"Slashdot: skipped, {SLASHDOT} is absent")
+
+    users = np.array(big, dtype=float)
+    seconds = np.array([walls[u] for u in big])
+    exponent = float(np.polyfit(np.log(users), np.log(seconds), 1)[0])
+    print(
+        f"scaling exponent of wall time against users: {exponent:.2f} (target <= 1.1)"
+    )
+
+    # Naive per-message reference against the batch model, same workload.
+    for audience, users_n in (
+        ("friends", 100_000 // scale),
+        ("groups", 20_000 // scale),
+    ):
+        only = [
+            f"population.users={users_n}",
+            "duration=10m",
+            f"strategies.friends={'[push]' if audience == 'friends' else '[]'}",
+            f"strategies.groups={'[push]' if audience == 'groups' else '[]'}",
+            "metrics.staleness_pairs=0",
+        ]
+        naive = case("naive", SEED, *only, audience=audience)
+        model = case("model", SEED, *only)
+        line(f"naive {audience} push, {users_n:,} users, 10m", naive)
+        line(f"presence-sim {audience} push, same", model)
+        if "error" not in naive and "error" not in model:
+            ratio = naive["wall_s"] / model["wall_s"]
+            target = 20 if audience == "friends" else 100
+            print(
+                f"speed-up over the naive model, {audience} push: {ratio:.1f}x "
+                f"(N {naive['n_mean']:.1f}; target >= {target}x)"
+            )
+
+    limit = case(
+        "limit",
+        SEED,
+        f"population.users={100_000 // scale}",
+        "duration=10m",
+        "strategies.friends=[push]",
+        "strategies.groups=[]",
+        "metrics.staleness_pairs=0",
+    )
+    if "error" in limit:
+        print(f"distance to the limit: failed: {limit['error']}")
+    else:
+        print(
+            f"distance to the limit: fan-out {limit['fanout_s']:.2f} s against a "
+            f"bare numpy gather loop {limit['bare_s']:.2f} s = "
+            f"{limit['fanout_s'] / limit['bare_s']:.1f}x (target <= 3x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
