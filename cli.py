@@ -112,7 +112,24 @@ def run(
     out_dir = write_run(result, target or default_run_dir(result))
     print_strategies(result.tables["strategies"])
     console.print(
-        f"wrote [bold]{escape(str(out_dir))}[/] (report.md, tables/, figures/)"
+        f"wrote [bold]{escape(str(out_dir))}[/] "
+        "(report.html, report.md, tables/, figures/)"
+    )
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run's output folder, as `run` wrote it.")
+    ],
+) -> None:
+    """Draw a run's report again from its tables, without simulating."""
+    from sim.output import write_report
+
+    write_report(run_dir)
+    console.print(
+        f"wrote [bold]{escape(str(run_dir))}[/] (report.html, report.md, figures/)"
     )
 
 

@@ -131,6 +131,7 @@ class Run:
             "staleness": staleness,
             "faults": fault_table(strategies, scenario),
             "system_messages": pd.DataFrame(broadcast_rows(strategies)),
+            "degrees": degree_table(self.graph),
         }
         tables, predictions = add_predictions(
             tables, scenario, self.graph, self.workload
@@ -381,6 +382,20 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=float) for column in columns})
 
 
+def degree_table(graph: SocialGraph) -> pd.DataFrame:
+    """How many users have each out-degree (friends) and in-degree (reverse)."""
+    frames = []
+    for direction, csr in (("out", graph.friends), ("in", graph.reverse)):
+        counts = np.bincount(csr.degrees())
+        present = np.flatnonzero(counts)
+        frames.append(
+            pd.DataFrame(
+                {"direction": direction, "degree": present, "users": counts[present]}
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def run_summary(
     scenario: Scenario, graph: SocialGraph, workload: Workload, wall: float
 ) -> dict[str, Any]:
@@ -397,6 +412,7 @@ def run_summary(
             "arcs": graph.arcs,
             "mean_in_degree": float(in_degrees.mean()),
             "max_in_degree": int(in_degrees.max()) if graph.users else 0,
+            "reciprocity": graph.reciprocity(),
             "groups": graph.members.rows,
             "mean_group_size": float(graph.members.degrees().mean())
             if graph.members.rows

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.errors import PresenceSimError
 from sim.experiment import RunResult
-from sim.report import render_report
+from sim.report import read_run, render_report
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,36 @@ def write_run(result: RunResult, out_dir: Path) -> Path:
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, default=_jsonable) + "\n", encoding="utf-8"
         )
-        render_report(result.scenario, summary, result.tables, staging)
+        # The report is drawn from the files just written, exactly as
+        # `presence-sim report` would draw it again later.
+        render_report(*read_run(staging), staging)
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("wrote %s", out_dir)
     return out_dir
+
+
+def write_report(run_dir: Path) -> Path:
+    """Draw a run's report again from its written tables and summary.
+
+    The new `report.html`, `report.md` and `figures/` are drawn in a temporary
+    folder inside the run folder and moved over the old ones only when all are
+    complete; the tables and the summary are left as they are.
+    """
+    run_dir = Path(run_dir)
+    summary, tables = read_run(run_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".report.", dir=run_dir))
+    try:
+        render_report(summary, tables, staging)
+        _move_into_place(staging / "figures", run_dir / "figures")
+        for name in ("report.md", "report.html"):
+            os.replace(staging / name, run_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("redrew the report of %s", run_dir)
+    return run_dir
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:

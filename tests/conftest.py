@@ -1,5 +1,8 @@
-"""Shared fixtures: small scenarios and the shared datasets folder."""
+"""Shared fixtures: small scenarios, small runs and the shared datasets folder."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,63 @@ def small_scenario(**sections: object) -> Scenario:
 @pytest.fixture
 def datasets() -> Path:
     return datasets_or_skip()
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess:
+    """`presence-sim ARGUMENTS...` in a fresh interpreter, output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *arguments],
+        capture_output=True,
+        text=True,
+    )
+
+
+def small_run(folder: Path, *overrides: str) -> Path:
+    """The seed scenario at 1,500 users for 3 simulated minutes, written to folder."""
+    settings = ["population.users=1500", "duration=3m", *overrides]
+    result = run_cli(
+        "run",
+        str(ROOT / "scenarios" / "seed.yaml"),
+        *(part for setting in settings for part in ("--set", setting)),
+        "--out",
+        str(folder),
+    )
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory) -> Path:
+    """A small run as `presence-sim run` writes it; tests must not change it."""
+    return small_run(tmp_path_factory.mktemp("report") / "run")
+
+
+@pytest.fixture(scope="session")
+def full_report_run(tmp_path_factory, report_run) -> Path:
+    """The small run with every optional table added, its report drawn again."""
+    from tests.report_tables import add_optional_tables
+
+    folder = tmp_path_factory.mktemp("full-report") / "run"
+    shutil.copytree(report_run, folder)
+    add_optional_tables(folder)
+    result = run_cli("report", str(folder))
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+# A scenario name and description that would run or load something if the
+# report did not escape them.
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_DESCRIPTION = "<img src=x onerror=alert(2)> & friends | groups"
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory) -> Path:
+    """A tiny run whose scenario name and description are markup."""
+    return small_run(
+        tmp_path_factory.mktemp("hostile") / "run",
+        f"name={HOSTILE_NAME}",
+        f"description={HOSTILE_DESCRIPTION}",
+        "duration=1m",
+        "population.users=1000",
+    )

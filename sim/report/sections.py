@@ -1,0 +1,432 @@
+"""The report's sections, each built from the tables it draws on.
+
+A section whose table the run did not produce still appears, with a one-line
+note saying so, so every report has the same outline and a reader learns what
+a richer scenario would add.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.report import figures
+from sim.report.blocks import (
+    Cell,
+    Facts,
+    Figure,
+    Paragraph,
+    Section,
+    Table,
+    frame_table,
+)
+from sim.report.comparison import (
+    COMPANIONS,
+    IDENTITY,
+    STRATEGY_MEASURES,
+    comparison_tables,
+    system_table,
+)
+from sim.report.recommend import recommendation
+from sim.report.style import Palette
+from sim.report.values import count, seconds, share
+from sim.units import format_duration
+
+# Where a sweep's aggregated table may be found, first match wins.
+SWEEP_TABLES = ("sweep_summary", "sweep_aggregated", "sweep")
+
+
+@dataclass
+class Inputs:
+    """Everything a section may draw on."""
+
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    palette: Palette
+    figure_dir: Path
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """A table the run wrote, or None when it wrote none of that name."""
+        return self.tables.get(name)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.summary.get("scenario_settings") or {}
+
+
+def missing(name: str, what: str) -> str:
+    """The one-line note of a section whose table the run did not write."""
+    return f"This run wrote no tables/{name}.parquet, so there is no {what} to show."
+
+
+def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The few figures shown first: how big and how long the run was."""
+    graph = summary.get("graph", {})
+    workload = summary.get("workload", {})
+    return [
+        ("users", count(graph.get("users"))),
+        ("simulated time", format_duration(float(summary.get("duration_s", 0.0)))),
+        ("online on average", share(workload.get("mean_online_fraction"))),
+        ("status changes", count(workload.get("changes"))),
+        ("friend arcs", count(graph.get("arcs"))),
+        ("groups", count(graph.get("groups"))),
+    ]
+
+
+def recommendation_section(inputs: Inputs) -> Section:
+    section = Section("recommendation", "Recommendation", "Recommendation")
+    paragraphs = recommendation(
+        inputs.table("strategies"),
+        inputs.table("tiers"),
+        inputs.table("plan"),
+        inputs.table("system_messages"),
+    )
+    section.blocks = [
+        Paragraph(text, lead, aside=not lead) for lead, text in paragraphs
+    ]
+    if not paragraphs:
+        section.note = missing("strategies", "strategy to recommend")
+    return section
+
+
+def _degree_facts(degrees: pd.DataFrame | None, direction: str) -> str:
+    if degrees is None or degrees.empty:
+        return "-"
+    rows = degrees[degrees["direction"] == direction]
+    users = rows["users"].sum()
+    if users == 0:
+        return "-"
+    mean = (rows["degree"] * rows["users"]).sum() / users
+    return f"mean {count(mean)}, max {count(rows['degree'].max())}"
+
+
+def _length(spec: Any) -> str:
+    """A service or session length setting, as the scenario would say it."""
+    if not isinstance(spec, dict):
+        return str(spec)
+    mean = format_duration(float(spec.get("mean", 0.0)))
+    kind = spec.get("distribution", "fixed")
+    if kind == "fixed":
+        return mean
+    if kind == "lognormal":
+        return f"lognormal, mean {mean}, cv {spec.get('cv', 1.0):g}"
+    return f"{kind}, mean {mean}"
+
+
+def tier_settings(settings: dict[str, Any]) -> Table | None:
+    """Servers, workers and service times of every tier the scenario sets."""
+    rows = []
+    for tier, spec in (settings.get("tiers") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        times = ", ".join(
+            f"{op} {_length(value)}"
+            for op, value in spec.items()
+            if isinstance(value, dict) and "mean" in value
+        )
+        rows.append(
+            (
+                Cell(str(tier), numeric=False),
+                Cell(count(spec.get("servers"))),
+                Cell(count(spec.get("workers"))),
+                Cell(times or "-", numeric=False),
+            )
+        )
+    if not rows:
+        return None
+    header = ("tier", "servers", "workers per server", "service time per job")
+    return Table(header, tuple(rows))
+
+
+def scenario_section(inputs: Inputs) -> Section:
+    summary, settings = inputs.summary, inputs.settings
+    graph = summary.get("graph", {})
+    workload = summary.get("workload", {})
+    population = settings.get("population", {})
+    strategies = settings.get("strategies", {})
+    degrees = inputs.table("degrees")
+    facts = [
+        ("simulated time", format_duration(float(summary.get("duration_s", 0.0)))),
+        ("seed", str(summary.get("seed", "-"))),
+    ]
+    if summary.get("replications"):
+        facts.append(("replications", count(summary["replications"])))
+    facts += [
+        ("graph", str(graph.get("source", "-"))),
+        ("users", count(graph.get("users"))),
+        ("friend arcs", count(graph.get("arcs"))),
+        ("out-degree (friends added)", _degree_facts(degrees, "out")),
+        ("in-degree (reverse friends)", _degree_facts(degrees, "in")),
+        ("reciprocity (arcs whose reverse exists)", share(graph.get("reciprocity"))),
+        (
+            "groups",
+            f"{count(graph.get('groups'))}, mean size "
+            f"{count(graph.get('mean_group_size'))}",
+        ),
+        (
+            "online fraction",
+            f"{share(workload.get('mean_online_fraction'))} over the run "
+            f"(target {share(population.get('online_fraction'))})",
+        ),
+        ("sessions", _length(population.get("session"))),
+        (
+            "status changes",
+            f"{count(workload.get('changes'))} "
+            f"({count(workload.get('logins'))} logins)",
+        ),
+        ("group visits", count(workload.get("group_visits"))),
+        (
+            "group visits per online hour",
+            count((settings.get("behaviour") or {}).get("group_visits_per_hour")),
+        ),
+        ("friend strategies", ", ".join(strategies.get("friends", [])) or "-"),
+        ("group strategies", ", ".join(strategies.get("groups", [])) or "-"),
+        ("poll interval", seconds(strategies.get("poll_interval"))),
+        (
+            "network hop delay",
+            seconds((settings.get("network") or {}).get("hop_delay")),
+        ),
+    ]
+    section = Section("scenario", "Scenario", "Scenario", [Facts(tuple(facts))])
+    picture = (
+        figures.degree_distribution(degrees, inputs.figure_dir)
+        if degrees is not None
+        else None
+    )
+    if picture:
+        section.blocks.append(
+            Figure(
+                picture,
+                "Degree distributions as complementary CDFs on log-log axes: the "
+                "share of users with at least k friends (out-degree) or at least k "
+                "reverse friends (in-degree). Push fans out along in-degrees.",
+            )
+        )
+    else:
+        section.note = missing("degrees", "degree distribution")
+    tiers = tier_settings(settings)
+    if tiers is not None:
+        section.blocks.append(tiers)
+    return section
+
+
+def comparison_section(inputs: Inputs) -> Section:
+    section = Section("comparison", "Strategy comparison", "Comparison")
+    strategies = inputs.table("strategies")
+    if strategies is None or strategies.empty:
+        section.note = missing("strategies", "comparison")
+        return section
+    section.blocks.append(
+        Paragraph(
+            "N is the storm diffusion factor: the observers one status change is "
+            "carried to. Messages count every presence message sent to clients "
+            "(pushes, poll replies, pull replies). Latency runs from a change to "
+            "the moment an observer's view shows it; for polling it is the wait "
+            "for the next poll. A strategy that sends nothing on a change has no N "
+            "and no latency. Every strategy ran on its own copy of the tiers, on "
+            "the same workload. Highlighted: the best value of a row, where lower "
+            "(or, for deliveries, higher) is better; N describes how far a change "
+            "reaches, so it has no best."
+        )
+    )
+    has_ci = any(c.endswith("_ci_low") for c in strategies.columns)
+    has_prediction = any(c.endswith("_predicted") for c in strategies.columns)
+    if not (has_ci or has_prediction):
+        section.note = (
+            "This run has one replication and no closed-form predictions, so the "
+            "table shows simulated values only."
+        )
+    section.blocks += comparison_tables(strategies, inputs.table("tiers"))
+    return section
+
+
+def _figure_section(
+    section: Section,
+    table: pd.DataFrame | None,
+    table_name: str,
+    draw: Callable[[pd.DataFrame], str | None],
+    caption: str,
+    what: str,
+) -> Section:
+    """A section made of one figure, or of the note that its table is missing."""
+    name = draw(table) if table is not None else None
+    if name:
+        section.blocks.append(Figure(name, caption))
+    elif table is None:
+        section.note = missing(table_name, what)
+    else:
+        section.note = f"This run's tables/{table_name}.parquet is empty."
+    return section
+
+
+def n_section(inputs: Inputs) -> Section:
+    return _figure_section(
+        Section("n-distribution", "Storm diffusion factor N", "N"),
+        inputs.table("n_histogram"),
+        "n_histogram",
+        lambda t: figures.n_distribution(t, inputs.palette, inputs.figure_dir),
+        "Share of status changes by the number of observers each reached, on a "
+        "logarithmic N axis; the dotted lines mark each strategy's mean.",
+        "N distribution",
+    )
+
+
+def latency_section(inputs: Inputs) -> Section:
+    return _figure_section(
+        Section("latency", "Propagation latency", "Latency"),
+        inputs.table("latency_histogram"),
+        "latency_histogram",
+        lambda t: figures.latency_cdf(t, inputs.palette, inputs.figure_dir),
+        "Share of observers whose view shows a change within a given time, on a "
+        "logarithmic time axis. Strategies that push nothing have no curve.",
+        "latency distribution",
+    )
+
+
+def load_section(inputs: Inputs) -> Section:
+    faults = inputs.table("faults")
+    load = inputs.table("load")
+    window = figures.load_window(load) if load is not None and not load.empty else 0
+    caption = (
+        "Requests per second reaching each tier, per strategy: lines are means "
+        f"over {format_duration(window)} windows, shading reaches the busiest "
+        "slot of each window. The axis is linear up to one request per second "
+        "and logarithmic above."
+    )
+    if faults is not None and not faults.empty:
+        caption += " Shaded spans and dash-dotted lines mark the scheduled faults."
+    section = _figure_section(
+        Section("load", "Load over time", "Load"),
+        load,
+        "load",
+        lambda t: figures.load_over_time(t, faults, inputs.palette, inputs.figure_dir),
+        caption,
+        "load time series",
+    )
+    if faults is not None and not faults.empty:
+        section.blocks.append(frame_table(faults, caption="Scheduled faults."))
+    tiers = inputs.table("tiers")
+    if tiers is not None and not tiers.empty:
+        # Servers and workers are settings, shown with the scenario.
+        measured = tiers.drop(columns=["servers", "workers"], errors="ignore")
+        section.blocks.append(
+            frame_table(
+                measured,
+                caption="Per strategy and tier: jobs served, requests per second, "
+                "utilisation and queueing.",
+            )
+        )
+    return section
+
+
+def staleness_section(inputs: Inputs) -> Section:
+    return _figure_section(
+        Section("staleness", "Staleness", "Staleness"),
+        inputs.table("staleness"),
+        "staleness",
+        lambda t: figures.staleness(t, inputs.palette, inputs.figure_dir),
+        "Share of observer-friend pairs whose view shows a wrong status, over "
+        "simulated time; for lazy pull, counted while a group is open.",
+        "staleness measurement",
+    )
+
+
+def system_section(inputs: Inputs) -> Section:
+    frame = inputs.table("system_messages")
+    section = _figure_section(
+        Section("system-messages", "System messages", "System messages"),
+        frame,
+        "system_messages",
+        lambda t: figures.system_messages(t, inputs.palette, inputs.figure_dir),
+        "A broadcast pushed to every online user at once, against the same "
+        "message pulled by each user at login.",
+        "system-message comparison",
+    )
+    if frame is not None and not frame.empty:
+        section.blocks.append(system_table(frame))
+    return section
+
+
+def capacity_section(inputs: Inputs) -> Section:
+    plan = inputs.table("plan")
+    section = _figure_section(
+        Section("capacity", "Capacity plan", "Capacity"),
+        plan,
+        "plan",
+        lambda t: figures.capacity(t, inputs.figure_dir),
+        "The fewest servers per tier that meet the scenario's SLOs, per strategy.",
+        "capacity plan (run `presence-sim plan`)",
+    )
+    if plan is not None and not plan.empty:
+        section.blocks.append(frame_table(plan, caption="Capacity plan."))
+    return section
+
+
+def sweep_keys(summary: dict[str, Any], frame: pd.DataFrame) -> list[str]:
+    """The swept scenario keys: from the summary, else the dotted columns."""
+    sweep = summary.get("sweep")
+    if isinstance(sweep, dict) and sweep.get("keys"):
+        return [key for key in sweep["keys"] if key in frame.columns]
+    return [column for column in frame.columns if "." in column]
+
+
+def sweep_section(inputs: Inputs) -> Section:
+    section = Section("sweep", "Sweep", "Sweep")
+    frame = next(
+        (inputs.tables[name] for name in SWEEP_TABLES if name in inputs.tables), None
+    )
+    if frame is None:
+        section.note = "This run is not a sweep, so there is no sweep to show."
+        return section
+    keys = sweep_keys(inputs.summary, frame)
+    labels = {m.column: m.label for m in STRATEGY_MEASURES}
+    measures = [
+        (column, labels.get(column, column.replace("_", " ")))
+        for column in frame.columns
+        if f"{column}_ci_low" in frame.columns
+        and f"{column}_ci_high" in frame.columns
+        and column not in IDENTITY
+        and not column.endswith(COMPANIONS)
+    ]
+    order = {m.column: i for i, m in enumerate(STRATEGY_MEASURES)}
+    measures.sort(key=lambda m: order.get(m[0], len(order)))
+    if not keys or not measures:
+        section.note = (
+            "The sweep table names no swept key or no measure with an interval."
+        )
+        return section
+    for key in keys:
+        others = [k for k in keys if k != key]
+        name = figures.sweep(
+            frame, key, others, measures, inputs.palette, inputs.figure_dir
+        )
+        if name:
+            section.blocks.append(
+                Figure(
+                    name,
+                    f"Each measure against {key}; bands are 95% confidence "
+                    "intervals over the replications.",
+                )
+            )
+    return section
+
+
+SECTIONS: tuple[Callable[[Inputs], Section], ...] = (
+    recommendation_section,
+    scenario_section,
+    comparison_section,
+    n_section,
+    latency_section,
+    load_section,
+    staleness_section,
+    system_section,
+    capacity_section,
+    sweep_section,
+)
+
+
+def build_sections(inputs: Inputs) -> list[Section]:
+    """Every section of the report, in reading order."""
+    return [build(inputs) for build in SECTIONS]
