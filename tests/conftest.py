@@ -1,6 +1,5 @@
 """Shared fixtures: small scenarios, small runs and the shared datasets folder."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +71,17 @@ def report_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_report_run(tmp_path_factory, report_run) -> Path:
-    """The small run with every optional table added, its report drawn again."""
+def full_report_run(tmp_path_factory) -> Path:
+    """A small run with a gateway crash and a system message, given the tables
+    of later features (intervals, predictions, a plan, a sweep), its report
+    drawn again from them."""
     from tests.report_tables import add_optional_tables
 
-    folder = tmp_path_factory.mktemp("full-report") / "run"
-    shutil.copytree(report_run, folder)
+    folder = small_run(
+        tmp_path_factory.mktemp("full-report") / "run",
+        "faults=[{kind: gateway_crash, at: 60s, reconnect_jitter: 20s}]",
+        "system_messages=[{at: 30s, expires: 90s}]",
+    )
     add_optional_tables(folder)
     result = run_cli("report", str(folder))
     assert result.returncode == 0, result.stderr

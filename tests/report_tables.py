@@ -1,18 +1,15 @@
-"""Optional tables a richer run would write, made up for the report tests.
+"""Tables of features still being built, made up for the report tests.
 
-The report draws sections for faults, staleness, system messages, capacity
-plans, sweeps, intervals and predictions from tables that other parts of the
-model write. These helpers add plausible versions of them to a real run's
-folder, with the columns the report reads, so the tests can check that every
-section renders in full.
+The report shows intervals over replications, closed-form predictions,
+capacity plans and sweeps from tables that other parts of the project will
+write. These helpers add plausible versions of them to a real run's folder,
+with the columns the report reads, so the tests can check that every section
+renders in full.
 """
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-
-DURATION_S = 180.0
 
 
 def write(folder: Path, name: str, frame: pd.DataFrame) -> None:
@@ -29,54 +26,7 @@ def with_intervals(strategies: pd.DataFrame) -> pd.DataFrame:
         frame[f"{column}_ci_high"] = values * 1.05
         frame[f"{column}_predicted"] = values / 1.02
         frame[f"{column}_rel_error"] = 0.02
-    frame["stale_share_mean"] = np.linspace(0.01, 0.2, len(frame))
-    frame["bytes"] = frame["messages"] * 120.0
     return frame
-
-
-def faults() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "kind": ["crash", "slowdown"],
-            "tier": ["gateway", "presence"],
-            "start_s": [60.0, 120.0],
-            "end_s": [60.0, 150.0],
-            "reconnects": [85, 0],
-            "peak_rps": [900.0, 40.0],
-            "drain_s": [4.5, 12.0],
-        }
-    )
-
-
-def staleness(strategies: pd.DataFrame) -> pd.DataFrame:
-    times = np.arange(0.0, DURATION_S, 10.0)
-    frames = []
-    for index, row in enumerate(strategies.itertuples(index=False)):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "audience": row.audience,
-                    "strategy": row.strategy,
-                    "time_s": times,
-                    "stale_share": 0.01 * (index + 1) * (1 + np.sin(times / 30)),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def system_messages() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "mode": ["push", "pull"],
-            "recipients": [1500, 1500],
-            "delivered": [310, 372],
-            "junk": [1190, 0],
-            "peak_gateway_rps": [9300.0, 4.0],
-            "delay_mean_s": [0.004, 41.0],
-            "delay_p99_s": [0.011, 170.0],
-        }
-    )
 
 
 def plan(strategies: pd.DataFrame) -> pd.DataFrame:
@@ -123,8 +73,5 @@ def add_optional_tables(folder: Path) -> None:
     """Give a run folder every optional table the report can show."""
     strategies = pd.read_parquet(folder / "tables" / "strategies.parquet")
     write(folder, "strategies", with_intervals(strategies))
-    write(folder, "faults", faults())
-    write(folder, "staleness", staleness(strategies))
-    write(folder, "system_messages", system_messages())
     write(folder, "plan", plan(strategies))
     write(folder, "sweep_summary", sweep(strategies))

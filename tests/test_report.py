@@ -27,10 +27,10 @@ SECTIONS = [
     "capacity",
     "sweep",
 ]
+# What the seed scenario does not produce, and the note that says so.
 OPTIONAL = {
-    "staleness": "tables/staleness.parquet",
-    "system-messages": "tables/system_messages.parquet",
-    "capacity": "tables/plan.parquet",
+    "system-messages": "tables/system_messages.parquet has no rows",
+    "capacity": "wrote no tables/plan.parquet",
     "sweep": "not a sweep",
 }
 
@@ -111,6 +111,7 @@ def test_sections_with_their_table_render_in_full(full_report_run):
     # Load: the figure, the faults and the per-tier table.
     assert len(sections["load"]["tables"]) == 2
     assert len(sections["comparison"]["tables"]) == 2
+    assert len(sections["system-messages"]["tables"]) == 1
 
 
 def test_every_figure_is_written_as_png_and_svg(full_report_run):
@@ -178,6 +179,15 @@ def test_reciprocity_of_a_random_graph_is_the_chance_of_a_return_arc(report_run)
     summary = json.loads((report_run / "summary.json").read_text())
     # Each of the other 1,499 users picks this one with chance 200 / 1,499.
     assert summary["graph"]["reciprocity"] == pytest.approx(200 / 1499, abs=0.005)
+
+
+def test_a_gateway_crash_is_marked_on_the_load_figure(full_report_run):
+    svg = (full_report_run / "figures" / "load_over_time.svg").read_text()
+    # Named once, on the gateway panel; its jitter window shaded on each tier.
+    assert svg.count("gateway crash") == 1
+    faults = pd.read_parquet(full_report_run / "tables" / "faults.parquet")
+    assert set(faults["kind"]) == {"gateway_crash"}
+    assert set(zip(faults["start_s"], faults["end_s"], strict=True)) == {(60.0, 80.0)}
 
 
 def test_report_command_redraws_the_same_report(report_run, tmp_path):

@@ -19,7 +19,16 @@ from sim.report.values import is_missing, shown, signed_share
 COMPANIONS = ("_ci_low", "_ci_high", "_predicted", "_rel_error")
 
 # Columns that name a row rather than measure something.
-IDENTITY = {"audience", "strategy", "mode", "tier", "replication", "replications"}
+IDENTITY = {
+    "audience",
+    "strategy",
+    "mode",
+    "message",
+    "fault",
+    "tier",
+    "replication",
+    "replications",
+}
 
 
 @dataclass(frozen=True)
@@ -34,40 +43,56 @@ class Measure:
 STRATEGY_MEASURES = (
     Measure("changes", "status changes"),
     Measure("n_mean", "N, mean (observers per change)"),
-    Measure("n_p50", "N, median"),
     Measure("n_p99", "N, p99"),
     Measure("n_max", "N, max"),
     Measure("amplification", "messages per change", "lower"),
     Measure("messages", "messages to clients", "lower"),
     Measure("requests", "requests from clients", "lower"),
     Measure("bytes", "bytes on the wire", "lower"),
+    Measure("bytes_per_s", "bandwidth", "lower"),
     Measure("latency_mean_s", "propagation latency, mean", "lower"),
     Measure("latency_p50_s", "propagation latency, median", "lower"),
     Measure("latency_p99_s", "propagation latency, p99", "lower"),
+    Measure("login_latency_p50_s", "login latency, median", "lower"),
     Measure("login_latency_p99_s", "login latency, p99", "lower"),
-    Measure("stale_share_mean", "stale observer-friend pairs, mean", "lower"),
+    Measure("stale_share_mean", "stale views, mean share", "lower"),
+    Measure("empty_polls", "polls that found no change", "lower"),
+    Measure("ghost_pushes", "pushes to ghost sessions", "lower"),
+    Measure("ghost_online_mean_s", "ghost online time, mean"),
 )
+
+# Strategy columns the comparison leaves to the tables: a median of N next to
+# its mean and p99 says little, and peak loads join the per-tier rows.
+STRATEGY_SKIPPED = ("n_p50",)
+PEAK_PREFIX = "peak_rps_"
 
 # Per-tier columns of the `tiers` table that join the comparison.
 TIER_MEASURES = (
     Measure("peak_rps", "peak load", "lower"),
     Measure("utilisation", "utilisation", "lower"),
-    Measure("wait_mean_s", "queueing wait, mean", "lower"),
 )
 
 SYSTEM_MEASURES = (
-    Measure("recipients", "recipients"),
+    Measure("users", "users"),
     Measure("delivered", "delivered", "higher"),
+    Measure("delivered_at_send", "delivered when sent"),
     Measure("junk", "junk left for offline users", "lower"),
+    Measure("lost_to_ghosts", "lost to ghost sessions", "lower"),
+    Measure("not_reached", "not reached", "lower"),
     Measure("peak_gateway_rps", "peak gateway load", "lower"),
     Measure("delay_mean_s", "delivery delay, mean", "lower"),
+    Measure("delay_p50_s", "delivery delay, median", "lower"),
     Measure("delay_p99_s", "delivery delay, p99", "lower"),
 )
+# Settings of the broadcast, not measures of its delivery.
+SYSTEM_SKIPPED = ("at_s", "expires_s")
 
 
-def measures_of(frame: pd.DataFrame, known: tuple[Measure, ...]) -> list[Measure]:
+def measures_of(
+    frame: pd.DataFrame, known: tuple[Measure, ...], skipped: tuple[str, ...] = ()
+) -> list[Measure]:
     """The known measures the frame has, then its other numeric columns."""
-    names = {measure.column for measure in known}
+    names = {measure.column for measure in known} | set(skipped)
     found = [measure for measure in known if measure.column in frame.columns]
     for column in frame.columns:
         if (
@@ -135,31 +160,45 @@ def measure_table(
     return Table(("measure", *names), tuple(rows), caption)
 
 
-def with_tiers(
+def tier_measures(
     strategies: pd.DataFrame, tiers: pd.DataFrame | None
 ) -> tuple[list[dict[str, Any]], list[Measure]]:
     """Each strategy's row, widened with its per-tier measures.
 
-    Tier measures are keyed `TIER.COLUMN` (and `TIER.COLUMN_ci_low`...), so a
-    record holds every number its comparison column shows.
+    Peak loads come from the strategy table's `peak_rps_TIER` columns where
+    it has them; other tier measures from the `tiers` table, keyed
+    `TIER.COLUMN` (and `TIER.COLUMN_ci_low`...), so that a record holds every
+    number its comparison column shows.
     """
     records = strategies.to_dict("records")
-    measures: list[Measure] = []
+    peaks = {
+        column.removeprefix(PEAK_PREFIX): column
+        for column in strategies.columns
+        if column.startswith(PEAK_PREFIX) and not column.endswith(COMPANIONS)
+    }
+    names = list(peaks)
+    if tiers is not None and not tiers.empty:
+        names = list(dict.fromkeys([*tiers["tier"], *names]))
+    measures = []
+    for tier in names:
+        for measure in TIER_MEASURES:
+            if measure.column == "peak_rps" and tier in peaks:
+                column = peaks[tier]
+            elif tiers is not None and measure.column in tiers.columns:
+                column = f"{tier}.{measure.column}"
+            else:
+                continue
+            measures.append(
+                Measure(column, f"{tier} tier, {measure.label}", measure.better)
+            )
     if tiers is None or tiers.empty:
         return records, measures
-    tier_names = list(dict.fromkeys(tiers["tier"]))
-    measures = [
-        Measure(f"{tier}.{m.column}", f"{tier} tier, {m.label}", m.better)
-        for tier in tier_names
-        for m in TIER_MEASURES
-        if m.column in tiers.columns
-    ]
     by_key = {
         (row["audience"], row["strategy"], row["tier"]): row
         for row in tiers.to_dict("records")
     }
     for record in records:
-        for tier in tier_names:
+        for tier in names:
             row = by_key.get((record["audience"], record["strategy"], tier), {})
             record.update({f"{tier}.{column}": v for column, v in row.items()})
     return records, measures
@@ -169,8 +208,9 @@ def comparison_tables(
     strategies: pd.DataFrame, tiers: pd.DataFrame | None
 ) -> list[Table]:
     """One table for each audience of the run, captioned with its name."""
-    records, tier_measures = with_tiers(strategies, tiers)
-    measures = measures_of(strategies, STRATEGY_MEASURES) + tier_measures
+    records, per_tier = tier_measures(strategies, tiers)
+    skipped = (*STRATEGY_SKIPPED, *(m.column for m in per_tier))
+    measures = measures_of(strategies, STRATEGY_MEASURES, skipped) + per_tier
     tables = []
     for audience in dict.fromkeys(strategies["audience"]):
         mine = [r for r in records if r["audience"] == audience]
@@ -180,13 +220,20 @@ def comparison_tables(
     return tables
 
 
+def broadcast_names(frame: pd.DataFrame) -> list[str]:
+    """A column name per row: the mode, and the message when there are several."""
+    several = "message" in frame.columns and frame["message"].nunique() > 1
+    return [
+        f"{row['mode']}, message {row['message']}" if several else str(row["mode"])
+        for row in frame.to_dict("records")
+    ]
+
+
 def system_table(frame: pd.DataFrame) -> Table:
     """Push broadcast against pull at login, a column per delivery mode."""
-    records = frame.to_dict("records")
-    names = [str(record["mode"]) for record in records]
     return measure_table(
-        records,
-        names,
-        measures_of(frame, SYSTEM_MEASURES),
+        frame.to_dict("records"),
+        broadcast_names(frame),
+        measures_of(frame, SYSTEM_MEASURES, SYSTEM_SKIPPED),
         "Delivery modes side by side.",
     )

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatter
+from matplotlib.ticker import FuncFormatter
 
 from sim.report import style
+from sim.report.comparison import broadcast_names
 from sim.report.style import Palette, figure, save, styled
 from sim.report.values import count, kind_of, shown
 
@@ -85,11 +86,28 @@ def _value_axis(axis: Axes, column: str) -> None:
         axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: shown(v, column)))
 
 
-def _plain_log_axis(axis: Axes, which: str = "x") -> None:
-    """Log ticks read as plain numbers (200, not 2x10^2)."""
+def plain_number(value: float, _position: object = None) -> str:
+    """A tick label without exponents: `0.5`, `200`, `10,000`."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def _plain_log_axis(axis: Axes, which: str, low: float, high: float) -> None:
+    """Log ticks read as plain numbers (200 and 10,000, not 2x10^2 and 1e4).
+
+    Over less than two decades (`low` to `high`), the 2s, 3s and 5s between
+    the powers of ten are labelled too, and within one decade every tick.
+    """
     target = axis.xaxis if which == "x" else axis.yaxis
-    for setter in (target.set_major_formatter, target.set_minor_formatter):
-        setter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    target.set_major_formatter(FuncFormatter(plain_number))
+    within_decade = high < low * 10
+    labelled = {2, 3, 5} if high < low * 100 else set()
+
+    def minor(value: float, _position: object = None) -> str:
+        mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+        shown = within_decade or mantissa in labelled
+        return plain_number(value) if shown else ""
+
+    target.set_minor_formatter(FuncFormatter(minor))
 
 
 def _strategy_legend(fig: Figure, axis: Axes) -> None:
@@ -134,7 +152,7 @@ def degree_distribution(degrees: pd.DataFrame, folder: Path) -> str | None:
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_ylim(floor, 1.5)
-    _plain_log_axis(axis)
+    _plain_log_axis(axis, "x", lowest, float(positive["degree"].max()))
     _percent_axis(axis)
     axis.set_xlabel("degree k (users, log scale)")
     axis.set_ylabel("share of users with degree ≥ k")
@@ -171,7 +189,7 @@ def n_distribution(
     if plain_log:
         axis.set_xscale("log")
         axis.set_xlim(smallest / 1.5, largest * 1.5)
-        _plain_log_axis(axis)
+        _plain_log_axis(axis, "x", smallest, largest)
     else:
         axis.set_xscale("symlog", linthresh=1, linscale=0.3)
         axis.set_xlim(0, max(10.0, largest * 1.5))
@@ -218,16 +236,17 @@ def latency_cdf(histogram: pd.DataFrame, palette: Palette, folder: Path) -> str 
     return save(fig, folder, "latency_cdf")
 
 
-def _mark_faults(axis: Axes, faults: pd.DataFrame | None, tier: str) -> bool:
-    """Shade each fault's span; returns whether any fault touched this tier."""
+def _mark_faults(axis: Axes, faults: pd.DataFrame | None, tier: str) -> None:
+    """Shade each fault's span; name it on the panel of the tier it hits.
+
+    `faults` has one row per fault: `kind`, `tier` (None when unknown),
+    `start_s` and `end_s`. A fault that ends where it starts is a line.
+    """
     if faults is None or faults.empty:
-        return False
-    touched = False
+        return
     for fault in faults.itertuples(index=False):
         start, end = float(fault.start_s), float(fault.end_s)
-        own = str(getattr(fault, "tier", "")) == tier
-        touched |= own
-        text = f"{fault.kind} ({fault.tier})"
+        own = fault.tier in (tier, None)
         if end > start:
             axis.axvspan(
                 start, end, color=style.FAULT_COLOUR, alpha=0.15 if own else 0.06
@@ -235,7 +254,7 @@ def _mark_faults(axis: Axes, faults: pd.DataFrame | None, tier: str) -> bool:
         axis.axvline(start, color=style.FAULT_COLOUR, linewidth=1.0, linestyle="-.")
         if own:
             axis.annotate(
-                text,
+                str(fault.kind).replace("_", " "),
                 (start, 1.0),
                 xycoords=("data", "axes fraction"),
                 xytext=(3, -3),
@@ -244,7 +263,6 @@ def _mark_faults(axis: Axes, faults: pd.DataFrame | None, tier: str) -> bool:
                 fontsize=8,
                 color=style.FAULT_COLOUR,
             )
-    return touched
 
 
 @styled
@@ -262,9 +280,12 @@ def load_over_time(
     )
     for axis, tier in zip(axes[:, 0], tiers, strict=True):
         part = load[load["tier"] == tier]
+        lowest, highest = np.inf, 0.0
         for (audience, strategy), rows in strategy_groups(part):
             window = np.floor(rows["time_s"].to_numpy() / width) * width
             per_window = rows.groupby(window)["rps"].agg(["mean", "max"])
+            lowest = min(lowest, float(per_window["mean"].min()))
+            highest = max(highest, float(per_window["max"].max()))
             times = per_window.index.to_numpy()
             line = palette.line(audience, strategy)
             axis.plot(times, per_window["mean"], drawstyle="steps-post", **line)
@@ -278,14 +299,27 @@ def load_over_time(
                 linewidth=0,
             )
         _mark_faults(axis, faults, tier)
-        axis.set_yscale("symlog", linthresh=1)
-        axis.set_ylim(bottom=0)
+        _load_axis(axis, lowest, highest)
         axis.set_ylabel("requests/s")
         axis.set_title(f"{tier} tier", loc="left")
     axes[-1, 0].set_xlabel("simulated time (s)")
     axes[-1, 0].set_xlim(0, end)
     _strategy_legend(fig, axes[0, 0])
     return save(fig, folder, "load_over_time")
+
+
+def _load_axis(axis: Axes, lowest: float, highest: float) -> None:
+    """A log axis from the decade below the quietest window; if a window drops
+    under one request per second, linear from 0 to 1 and log above."""
+    if lowest >= 1:
+        bottom = 10 ** np.floor(np.log10(lowest))
+        axis.set_yscale("log")
+        axis.set_ylim(bottom=bottom)
+        _plain_log_axis(axis, "y", bottom, highest)
+    else:
+        axis.set_yscale("symlog", linthresh=1)
+        axis.set_ylim(bottom=0)
+        axis.yaxis.set_major_formatter(FuncFormatter(plain_number))
 
 
 def _slot_of(load: pd.DataFrame) -> float:
@@ -304,7 +338,7 @@ def load_window(load: pd.DataFrame) -> float:
 
 @styled
 def staleness(frame: pd.DataFrame, palette: Palette, folder: Path) -> str | None:
-    """Share of observer-friend pairs showing a wrong status, over time."""
+    """Share of sampled views showing a wrong status, over time."""
     if frame.empty:
         return None
     audiences = list(dict.fromkeys(frame["audience"]))
@@ -318,7 +352,7 @@ def staleness(frame: pd.DataFrame, palette: Palette, folder: Path) -> str | None
         _percent_axis(axis)
         axis.set_ylim(bottom=0)
         axis.set_xlabel("simulated time (s)")
-        axis.set_ylabel("stale observer-friend pairs")
+        axis.set_ylabel("share of views showing a wrong status")
         axis.set_title(f"Staleness, {audience}")
         axis.legend()
     return save(fig, folder, "staleness")
@@ -339,11 +373,11 @@ def system_messages(frame: pd.DataFrame, palette: Palette, folder: Path) -> str 
     if frame.empty or not panels:
         return None
     fig, axes = figure(1, len(panels), width=3.2 * len(panels), height=3.0)
-    modes = [str(mode) for mode in frame["mode"]]
-    colours = [palette.colour("system", mode) for mode in modes]
+    names = broadcast_names(frame)
+    colours = [palette.colour("system", str(mode)) for mode in frame["mode"]]
     for axis, (column, title, unit) in zip(axes[0], panels, strict=True):
         values = frame[column].astype(float).fillna(0.0)
-        bars = axis.bar(modes, values, color=colours, width=0.6)
+        bars = axis.bar(names, values, color=colours, width=0.6)
         # A bar of zero is invisible, so every bar says its value.
         axis.bar_label(bars, [shown(v, column) for v in frame[column]], padding=2)
         axis.margins(y=0.15)
@@ -413,6 +447,9 @@ def sweep(
     `metrics` lists (column, axis label). A key with numbers is drawn on a
     numeric axis; any other key as evenly spaced categories. When the sweep
     has `others` keys too, each of their combinations draws its own line.
+
+    Limitation: with several swept keys the lines multiply, and the figure
+    gets crowded beyond a few values per key.
     """
     if aggregated.empty or not metrics:
         return None

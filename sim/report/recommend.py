@@ -140,9 +140,25 @@ def _reach(option: Option) -> str:
 
 
 def system_verdict(frame: pd.DataFrame) -> Verdict | None:
-    """Push broadcast or pull at login, by the peak gateway load."""
-    rows = {str(row["mode"]): row for row in frame.to_dict("records")}
-    if "peak_gateway_rps" not in frame.columns or len(rows) < 2:
+    """Push broadcast or pull at login, by the peak gateway load.
+
+    Over several broadcasts, a mode counts its highest peak and delay and the
+    sum of its junk.
+    """
+    if "peak_gateway_rps" not in frame.columns:
+        return None
+    totals = {
+        column: how
+        for column, how in (
+            ("peak_gateway_rps", "max"),
+            ("junk", "sum"),
+            ("delay_p99_s", "max"),
+        )
+        if column in frame.columns
+    }
+    per_mode = frame.groupby("mode", sort=False).agg(totals).reset_index()
+    rows = {str(row["mode"]): row for row in per_mode.to_dict("records")}
+    if len(rows) < 2:
         return None
     ranked = sorted(rows, key=lambda mode: _get(rows[mode], "peak_gateway_rps"))
     chosen, other = rows[ranked[0]], rows[ranked[1]]

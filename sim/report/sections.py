@@ -61,6 +61,11 @@ def missing(name: str, what: str) -> str:
     return f"This run wrote no tables/{name}.parquet, so there is no {what} to show."
 
 
+def _events(workload: dict[str, Any]) -> Any:
+    """User events of the workload; runs before the full protocol said changes."""
+    return workload.get("events", workload.get("changes"))
+
+
 def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The few figures shown first: how big and how long the run was."""
     graph = summary.get("graph", {})
@@ -69,7 +74,7 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("users", count(graph.get("users"))),
         ("simulated time", format_duration(float(summary.get("duration_s", 0.0)))),
         ("online on average", share(workload.get("mean_online_fraction"))),
-        ("status changes", count(workload.get("changes"))),
+        ("user events", count(_events(workload))),
         ("friend arcs", count(graph.get("arcs"))),
         ("groups", count(graph.get("groups"))),
     ]
@@ -153,6 +158,8 @@ def scenario_section(inputs: Inputs) -> Section:
     ]
     if summary.get("replications"):
         facts.append(("replications", count(summary["replications"])))
+    if settings.get("warmup"):
+        facts.append(("warm-up, not counted", seconds(settings["warmup"])))
     facts += [
         ("graph", str(graph.get("source", "-"))),
         ("users", count(graph.get("users"))),
@@ -172,9 +179,13 @@ def scenario_section(inputs: Inputs) -> Section:
         ),
         ("sessions", _length(population.get("session"))),
         (
-            "status changes",
-            f"{count(workload.get('changes'))} "
-            f"({count(workload.get('logins'))} logins)",
+            "user events",
+            f"{count(_events(workload))} ({count(workload.get('logins'))} logins"
+            + (
+                f", {count(workload['sessions'])} sessions)"
+                if "sessions" in workload
+                else ")"
+            ),
         ),
         ("group visits", count(workload.get("group_visits"))),
         (
@@ -257,7 +268,10 @@ def _figure_section(
     elif table is None:
         section.note = missing(table_name, what)
     else:
-        section.note = f"This run's tables/{table_name}.parquet is empty."
+        section.note = (
+            f"This run's tables/{table_name}.parquet has no rows, so there is no "
+            f"{what} to show."
+        )
     return section
 
 
@@ -285,15 +299,50 @@ def latency_section(inputs: Inputs) -> Section:
     )
 
 
+def fault_spans(
+    faults: pd.DataFrame | None, settings: dict[str, Any]
+) -> pd.DataFrame | None:
+    """One row per fault: its kind, the tier it hits, its start and end.
+
+    The `faults` table may hold a row per fault and strategy and tier; the
+    tier a fault hits comes from the scenario (a crash hits the gateway, a
+    slowdown names its tier), else from the table when it names one tier.
+    """
+    if faults is None or faults.empty:
+        return None
+    key = "fault" if "fault" in faults.columns else ["kind", "start_s", "end_s"]
+    scheduled = settings.get("faults") or []
+    rows = []
+    for index, (_, part) in enumerate(faults.groupby(key, sort=False)):
+        first = part.iloc[0]
+        number = int(first["fault"]) if "fault" in part.columns else index
+        spec = scheduled[number] if number < len(scheduled) else {}
+        tier = spec.get("tier")
+        if tier is None and first["kind"] == "gateway_crash":
+            tier = "gateway"
+        if tier is None and "tier" in part.columns and part["tier"].nunique() == 1:
+            tier = first["tier"]
+        rows.append(
+            {
+                "kind": first["kind"],
+                "tier": tier,
+                "start_s": first["start_s"],
+                "end_s": first["end_s"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def load_section(inputs: Inputs) -> Section:
     faults = inputs.table("faults")
+    spans = fault_spans(faults, inputs.settings)
     load = inputs.table("load")
     window = figures.load_window(load) if load is not None and not load.empty else 0
     caption = (
         "Requests per second reaching each tier, per strategy: lines are means "
         f"over {format_duration(window)} windows, shading reaches the busiest "
-        "slot of each window. The axis is linear up to one request per second "
-        "and logarithmic above."
+        "slot of each window. The axes are logarithmic, and linear from 0 to 1 "
+        "where a tier sees less than one request per second."
     )
     if faults is not None and not faults.empty:
         caption += " Shaded spans and dash-dotted lines mark the scheduled faults."
@@ -301,12 +350,18 @@ def load_section(inputs: Inputs) -> Section:
         Section("load", "Load over time", "Load"),
         load,
         "load",
-        lambda t: figures.load_over_time(t, faults, inputs.palette, inputs.figure_dir),
+        lambda t: figures.load_over_time(t, spans, inputs.palette, inputs.figure_dir),
         caption,
         "load time series",
     )
     if faults is not None and not faults.empty:
-        section.blocks.append(frame_table(faults, caption="Scheduled faults."))
+        section.blocks.append(
+            frame_table(
+                faults,
+                caption="Faults: load before and at the peak, worst wait and time "
+                "to drain, per strategy and tier.",
+            )
+        )
     tiers = inputs.table("tiers")
     if tiers is not None and not tiers.empty:
         # Servers and workers are settings, shown with the scenario.
@@ -327,8 +382,9 @@ def staleness_section(inputs: Inputs) -> Section:
         inputs.table("staleness"),
         "staleness",
         lambda t: figures.staleness(t, inputs.palette, inputs.figure_dir),
-        "Share of observer-friend pairs whose view shows a wrong status, over "
-        "simulated time; for lazy pull, counted while a group is open.",
+        "Share of sampled views showing a wrong status over simulated time: "
+        "observer-friend pairs while the observer is connected, and for groups "
+        "sampled group visits while the group is open.",
         "staleness measurement",
     )
 

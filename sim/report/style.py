@@ -22,17 +22,18 @@ KNOWN_COLOURS: dict[Key, str] = {
     ("friends", "push"): "#0072B2",
     ("friends", "poll"): "#E69F00",
     ("groups", "push"): "#009E73",
-    ("groups", "lazy_pull"): "#D55E00",
+    ("groups", "push_dedup"): "#56B4E9",
     ("groups", "poll"): "#CC79A7",
-    ("system", "push"): "#0072B2",
-    ("system", "pull"): "#D55E00",
+    ("groups", "lazy_pull"): "#D55E00",
+    ("system", "push"): "#882255",
+    ("system", "pull"): "#999933",
 }
 # Handed out, in this order, to strategies without a fixed colour.
-SPARE_COLOURS = ("#56B4E9", "#CC79A7", "#000000", "#999933", "#882255", "#44AA99")
+SPARE_COLOURS = ("#000000", "#44AA99", "#DDCC77", "#AA4499", "#117733", "#6699CC")
 
-# Friends draw solid lines and groups dashed ones, so an audience reads at a
-# glance even where two colours are close.
-LINE_STYLES = {"friends": "-", "groups": "--", "system": "-"}
+# Friends draw solid lines, groups dashed and system messages dash-dotted
+# ones, so an audience reads at a glance even where two colours are close.
+LINE_STYLES = {"friends": "-", "groups": "--", "system": "-."}
 
 # Colours for things that are not strategies: tiers in stacked bars, degrees.
 TIER_COLOURS = ("#4C4C4C", "#8C8C8C", "#B8B8B8", "#DADADA", "#6F6F6F")

@@ -76,18 +76,24 @@ def rate(value: Any) -> str:
     return "-" if is_missing(value) else f"{count(value)}/s"
 
 
+def byte_rate(value: Any) -> str:
+    """Bytes per second: `3.3 kB/s`."""
+    return "-" if is_missing(value) else f"{size(value)}/s"
+
+
 def kind_of(column: str) -> str:
     """What a column's values are, read from its name."""
+    words = column.split("_")
     if column.endswith("_rel_error"):
         return "relative"
+    if "bytes" in words:
+        return "byte_rate" if column.endswith("_per_s") else "size"
+    if "rps" in words or column.endswith("_per_s"):
+        return "rate"
     if column.endswith(("_s", "_seconds")):
         return "seconds"
-    if column.endswith(("_rps", "_per_s")):
-        return "rate"
     if any(word in column for word in ("share", "fraction", "utilisation")):
         return "share"
-    if "bytes" in column:
-        return "size"
     return "count"
 
 
@@ -98,6 +104,7 @@ FORMATS = {
     "relative": signed_share,
     "size": size,
     "rate": rate,
+    "byte_rate": byte_rate,
 }
 
 
