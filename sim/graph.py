@@ -92,15 +92,62 @@ class SocialGraph:
     def arcs(self) -> int:
         return len(self.friends.indices)
 
-    def reciprocity(self) -> float:
-        """Share of arcs u->v whose reverse v->u exists too."""
+    def reciprocity(self, most: int = 2_000_000) -> float:
+        """Share of arcs u->v whose reverse v->u exists too.
+
+        Each arc v->u, read as u's reverse friend v, is looked up in u's
+        friend list by a binary search run for all arcs at once. A graph of
+        more than `most` arcs is measured on `most` arcs evenly spaced over
+        all of them.
+
+        Limitation: above `most` arcs the share is an estimate, with a
+        standard error below 0.0004 at the default.
+        """
         if self.arcs == 0:
             return 0.0
-        src = np.repeat(np.arange(self.users, dtype=np.int64), self.friends.degrees())
-        dst = self.friends.indices.astype(np.int64)
-        keys = src * self.users + dst
-        reverse_keys = dst * self.users + src
-        return float(np.isin(reverse_keys, keys).mean())
+        step = -(-self.arcs // most)
+        picked = np.arange(0, self.arcs, step)
+        reverse = self.reverse
+        # Arc `picked[k]` of the reverse lists is v = indices[k] in row u.
+        users = np.searchsorted(reverse.indptr, picked, side="right") - 1
+        others = reverse.indices[picked]
+        return float(self._has_friend(users, others).mean())
+
+    def _has_friend(self, users: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Whether each user has the matching other user in its friend list."""
+        friends = self.friends
+        if not _rows_sorted(friends):
+            matrix = sp.csr_array(
+                (
+                    np.ones(len(friends.indices), np.bool_),
+                    friends.indices,
+                    friends.indptr,
+                ),
+                shape=(friends.rows, self.users),
+            )
+            matrix.sort_indices()
+            friends = Csr(friends.indptr, matrix.indices)
+        low = friends.indptr[users].copy()
+        high = friends.indptr[users + 1].copy()
+        # Narrow [low, high) to the first position not below the other user.
+        while np.any(low < high):
+            middle = (low + high) // 2
+            active = low < high
+            below = np.zeros(len(low), dtype=bool)
+            below[active] = friends.indices[middle[active]] < others[active]
+            low = np.where(active & below, middle + 1, low)
+            high = np.where(active & ~below, middle, high)
+        inside = low < friends.indptr[users + 1]
+        found = np.zeros(len(users), dtype=bool)
+        found[inside] = friends.indices[low[inside]] == others[inside]
+        return found
+
+
+def _rows_sorted(csr: Csr) -> bool:
+    """Whether every row lists its column indices in ascending order."""
+    descending = np.flatnonzero(np.diff(csr.indices.astype(np.int64)) < 0) + 1
+    # A drop is allowed only where a new row starts.
+    return bool(np.isin(descending, csr.indptr).all())
 
 
 def build_graph(

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from sim.errors import PresenceSimError
-from sim.graph import Csr, build_graph, synthetic_friends, synthetic_groups
+from sim.graph import (
+    Csr,
+    SocialGraph,
+    build_graph,
+    synthetic_friends,
+    synthetic_groups,
+)
 from sim.scenario import DegreeDistribution, parse_scenario
 
 
@@ -154,3 +160,18 @@ def test_population_users_with_a_graph_file_is_refused(tmp_path):
     )
     with pytest.raises(PresenceSimError, match="population.users"):
         build_graph(scenario, np.random.default_rng(0), np.random.default_rng(0))
+
+
+def test_reciprocity_counts_return_arcs_and_estimates_from_spaced_arcs():
+    # A ring i -> i+1 of 1,000 users, with the return arc i+1 -> i for even i:
+    # 1,500 arcs, of which the 500 pairs (1,000 arcs) are reciprocated.
+    users = 1000
+    src = np.concatenate([np.arange(users), np.arange(0, users, 2) + 1])
+    dst = np.concatenate([(np.arange(users) + 1) % users, np.arange(0, users, 2)])
+    order = np.lexsort((dst, src))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=users))])
+    friends = Csr(indptr.astype(np.int64), dst[order].astype(np.int32))
+    graph = SocialGraph(users, friends, friends.transpose(users), friends, friends, "")
+    assert graph.arcs == 1500
+    assert graph.reciprocity() == pytest.approx(2 / 3)
+    assert graph.reciprocity(most=300) == pytest.approx(2 / 3, abs=0.05)

@@ -19,6 +19,7 @@ SECTIONS = [
     "recommendation",
     "scenario",
     "comparison",
+    "predictions",
     "n-distribution",
     "latency",
     "load",

@@ -43,6 +43,7 @@ class Measure:
 STRATEGY_MEASURES = (
     Measure("changes", "status changes"),
     Measure("n_mean", "N, mean (observers per change)"),
+    Measure("n_p50", "N, median"),
     Measure("n_p99", "N, p99"),
     Measure("n_max", "N, max"),
     Measure("amplification", "messages per change", "lower"),
@@ -61,9 +62,8 @@ STRATEGY_MEASURES = (
     Measure("ghost_online_mean_s", "ghost online time, mean"),
 )
 
-# Strategy columns the comparison leaves to the tables: a median of N next to
-# its mean and p99 says little, and peak loads join the per-tier rows.
-STRATEGY_SKIPPED = ("n_p50",)
+# The strategy table's per-tier peak loads, `peak_rps_TIER`, join the rows of
+# their tier.
 PEAK_PREFIX = "peak_rps_"
 
 # Per-tier columns of the `tiers` table that join the comparison.
@@ -209,7 +209,7 @@ def comparison_tables(
 ) -> list[Table]:
     """One table for each audience of the run, captioned with its name."""
     records, per_tier = tier_measures(strategies, tiers)
-    skipped = (*STRATEGY_SKIPPED, *(m.column for m in per_tier))
+    skipped = tuple(m.column for m in per_tier)
     measures = measures_of(strategies, STRATEGY_MEASURES, skipped) + per_tier
     tables = []
     for audience in dict.fromkeys(strategies["audience"]):

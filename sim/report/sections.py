@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.comparison import side_by_side
 from sim.report import figures
 from sim.report.blocks import (
     Cell,
@@ -31,7 +32,7 @@ from sim.report.comparison import (
 )
 from sim.report.recommend import recommendation
 from sim.report.style import Palette
-from sim.report.values import count, seconds, share
+from sim.report.values import count, seconds, share, shown
 from sim.units import format_duration
 
 # Where a sweep's aggregated table may be found, first match wins.
@@ -242,14 +243,67 @@ def comparison_section(inputs: Inputs) -> Section:
             "reaches, so it has no best."
         )
     )
-    has_ci = any(c.endswith("_ci_low") for c in strategies.columns)
-    has_prediction = any(c.endswith("_predicted") for c in strategies.columns)
-    if not (has_ci or has_prediction):
+    if not any(c.endswith("_ci_low") for c in strategies.columns):
         section.note = (
-            "This run has one replication and no closed-form predictions, so the "
-            "table shows simulated values only."
+            "This run has one replication, so the table shows no confidence intervals."
         )
     section.blocks += comparison_tables(strategies, inputs.table("tiers"))
+    return section
+
+
+def prediction_table(pairs: pd.DataFrame) -> Table:
+    """Simulated and predicted values, each shown in its figure's own unit."""
+    rows = tuple(
+        (
+            Cell(str(row["audience"]), numeric=False),
+            Cell(str(row["strategy"]), numeric=False),
+            Cell(str(row["figure"]), numeric=False),
+            Cell(shown(row["simulated"], str(row["figure"]))),
+            Cell(shown(row["predicted"], str(row["figure"]))),
+            Cell(str(row["rel. error"])),
+        )
+        for row in pairs.to_dict("records")
+    )
+    header = ("audience", "strategy", "figure", "simulated", "predicted", "error")
+    return Table(header, rows)
+
+
+def predictions_section(inputs: Inputs) -> Section:
+    """Every predicted figure beside its simulated value, and the reasons
+    they differ where a known reason applies."""
+    section = Section("predictions", "Predictions beside the simulation", "Predictions")
+    strategies, tiers = inputs.table("strategies"), inputs.table("tiers")
+    frames = [t for t in (strategies, tiers) if t is not None]
+    if not any(c.endswith("_predicted") for t in frames for c in t.columns):
+        section.note = (
+            "This run's tables hold no closed-form predictions (no M_predicted "
+            "columns), so there is nothing to set beside the simulation."
+        )
+        return section
+    predictions = inputs.summary.get("predictions") or {}
+    basis = f" Basis: {predictions['basis']}." if predictions.get("basis") else ""
+    section.blocks.append(
+        Paragraph(
+            "Closed-form predictions of the simulated figures (as presence-sim "
+            "estimate prints them) and the relative error (simulated - "
+            "predicted) / predicted. Waits far below a millisecond come from rare "
+            "coincidences of arrivals, so their relative errors say little." + basis
+        )
+    )
+    empty = pd.DataFrame(columns=["audience", "strategy", "tier"])
+    pairs = side_by_side(
+        strategies if strategies is not None else empty,
+        tiers if tiers is not None else empty,
+    )
+    section.blocks.append(prediction_table(pairs))
+    notes = predictions.get("notes") or []
+    if notes:
+        section.blocks.append(Paragraph("Where they differ, and why:"))
+        section.blocks += [Paragraph(note, aside=True) for note in notes]
+    else:
+        section.blocks.append(
+            Paragraph("Every checked figure is within chance of its prediction.")
+        )
     return section
 
 
@@ -364,8 +418,16 @@ def load_section(inputs: Inputs) -> Section:
         )
     tiers = inputs.table("tiers")
     if tiers is not None and not tiers.empty:
-        # Servers and workers are settings, shown with the scenario.
-        measured = tiers.drop(columns=["servers", "workers"], errors="ignore")
+        # Servers and workers are settings, shown with the scenario, and the
+        # predictions have their own section.
+        measured = tiers[
+            [
+                column
+                for column in tiers.columns
+                if column not in ("servers", "workers")
+                and not column.endswith(COMPANIONS)
+            ]
+        ]
         section.blocks.append(
             frame_table(
                 measured,
@@ -473,6 +535,7 @@ SECTIONS: tuple[Callable[[Inputs], Section], ...] = (
     recommendation_section,
     scenario_section,
     comparison_section,
+    predictions_section,
     n_section,
     latency_section,
     load_section,

@@ -44,8 +44,8 @@ def test_report_shows_predictions_and_reasons(result, tmp_path):
     report = (out / "report.md").read_text()
     assert "## Predictions beside the simulation" in report
     assert "| friends | push | n_mean |" in report
-    header = report.split("## Strategies")[1].split("\n\n")[2]
-    assert "_predicted" not in header
+    comparison = report.split("## Strategy comparison")[1].split("\n## ")[0]
+    assert "_predicted" not in comparison
 
 
 def test_saturated_tier_is_explained_in_one_sentence():
