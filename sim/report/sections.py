@@ -7,6 +7,7 @@ a richer scenario would add.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -307,50 +308,105 @@ def predictions_section(inputs: Inputs) -> Section:
     return section
 
 
-def _figure_section(
-    section: Section,
-    table: pd.DataFrame | None,
-    table_name: str,
-    draw: Callable[[pd.DataFrame], str | None],
-    caption: str,
-    what: str,
+@dataclass(frozen=True)
+class FigureSection:
+    """A section built around one figure drawn from one table.
+
+    `draw` takes the table and the inputs and returns the figure's name, or
+    None when the table holds nothing to draw; `what` names what the section
+    shows, for the note when the table is missing.
+    """
+
+    id: str
+    title: str
+    short: str
+    table: str
+    draw: Callable[[pd.DataFrame, Inputs], str | None]
+    caption: str
+    what: str
+
+
+def figure_section(
+    spec: FigureSection, inputs: Inputs, caption: str | None = None
 ) -> Section:
-    """A section made of one figure, or of the note that its table is missing."""
-    name = draw(table) if table is not None else None
+    """The section of `spec`: its figure, or the note that its table is missing
+    or empty. `caption` replaces the spec's own when given."""
+    section = Section(spec.id, spec.title, spec.short)
+    table = inputs.table(spec.table)
+    name = spec.draw(table, inputs) if table is not None else None
     if name:
-        section.blocks.append(Figure(name, caption))
+        section.blocks.append(Figure(name, caption or spec.caption))
     elif table is None:
-        section.note = missing(table_name, what)
+        section.note = missing(spec.table, spec.what)
     else:
         section.note = (
-            f"This run's tables/{table_name}.parquet has no rows, so there is no "
-            f"{what} to show."
+            f"This run's tables/{spec.table}.parquet has no rows, so there is no "
+            f"{spec.what} to show."
         )
     return section
 
 
-def n_section(inputs: Inputs) -> Section:
-    return _figure_section(
-        Section("n-distribution", "Storm diffusion factor N", "N"),
-        inputs.table("n_histogram"),
-        "n_histogram",
-        lambda t: figures.n_distribution(t, inputs.palette, inputs.figure_dir),
-        "Share of status changes by the number of observers each reached, on a "
-        "logarithmic N axis; the dotted lines mark each strategy's mean.",
-        "N distribution",
-    )
-
-
-def latency_section(inputs: Inputs) -> Section:
-    return _figure_section(
-        Section("latency", "Propagation latency", "Latency"),
-        inputs.table("latency_histogram"),
-        "latency_histogram",
-        lambda t: figures.latency_cdf(t, inputs.palette, inputs.figure_dir),
-        "Share of observers whose view shows a change within a given time, on a "
-        "logarithmic time axis. Strategies that push nothing have no curve.",
-        "latency distribution",
-    )
+N_FIGURE = FigureSection(
+    "n-distribution",
+    "Storm diffusion factor N",
+    "N",
+    "n_histogram",
+    lambda t, i: figures.n_distribution(t, i.palette, i.figure_dir),
+    "Share of status changes by the number of observers each reached, on a "
+    "logarithmic N axis; the dotted lines mark each strategy's mean.",
+    "N distribution",
+)
+LATENCY_FIGURE = FigureSection(
+    "latency",
+    "Propagation latency",
+    "Latency",
+    "latency_histogram",
+    lambda t, i: figures.latency_cdf(t, i.palette, i.figure_dir),
+    "Share of observers whose view shows a change within a given time, on a "
+    "logarithmic time axis. Strategies that push nothing have no curve.",
+    "latency distribution",
+)
+LOAD_FIGURE = FigureSection(
+    "load",
+    "Load over time",
+    "Load",
+    "load",
+    lambda t, i: figures.load_over_time(
+        t, fault_spans(i.table("faults"), i.settings), i.palette, i.figure_dir
+    ),
+    "",
+    "load time series",
+)
+STALENESS_FIGURE = FigureSection(
+    "staleness",
+    "Staleness",
+    "Staleness",
+    "staleness",
+    lambda t, i: figures.staleness(t, i.palette, i.figure_dir),
+    "Share of sampled views showing a wrong status over simulated time: "
+    "observer-friend pairs while the observer is connected, and for groups "
+    "sampled group visits while the group is open.",
+    "staleness measurement",
+)
+SYSTEM_FIGURE = FigureSection(
+    "system-messages",
+    "System messages",
+    "System messages",
+    "system_messages",
+    lambda t, i: figures.system_messages(t, i.palette, i.figure_dir),
+    "A broadcast pushed to every online user at once, against the same message "
+    "pulled by each user at login.",
+    "system-message comparison",
+)
+CAPACITY_FIGURE = FigureSection(
+    "capacity",
+    "Capacity plan",
+    "Capacity",
+    "plan",
+    lambda t, i: figures.capacity(t, i.figure_dir),
+    "The fewest servers per tier that meet the scenario's SLOs, per strategy.",
+    "capacity plan (run presence-sim plan)",
+)
 
 
 def fault_spans(
@@ -389,7 +445,6 @@ def fault_spans(
 
 def load_section(inputs: Inputs) -> Section:
     faults = inputs.table("faults")
-    spans = fault_spans(faults, inputs.settings)
     load = inputs.table("load")
     window = figures.load_window(load) if load is not None and not load.empty else 0
     caption = (
@@ -400,14 +455,7 @@ def load_section(inputs: Inputs) -> Section:
     )
     if faults is not None and not faults.empty:
         caption += " Shaded spans and dash-dotted lines mark the scheduled faults."
-    section = _figure_section(
-        Section("load", "Load over time", "Load"),
-        load,
-        "load",
-        lambda t: figures.load_over_time(t, spans, inputs.palette, inputs.figure_dir),
-        caption,
-        "load time series",
-    )
+    section = figure_section(LOAD_FIGURE, inputs, caption)
     if faults is not None and not faults.empty:
         section.blocks.append(
             frame_table(
@@ -438,45 +486,17 @@ def load_section(inputs: Inputs) -> Section:
     return section
 
 
-def staleness_section(inputs: Inputs) -> Section:
-    return _figure_section(
-        Section("staleness", "Staleness", "Staleness"),
-        inputs.table("staleness"),
-        "staleness",
-        lambda t: figures.staleness(t, inputs.palette, inputs.figure_dir),
-        "Share of sampled views showing a wrong status over simulated time: "
-        "observer-friend pairs while the observer is connected, and for groups "
-        "sampled group visits while the group is open.",
-        "staleness measurement",
-    )
-
-
 def system_section(inputs: Inputs) -> Section:
+    section = figure_section(SYSTEM_FIGURE, inputs)
     frame = inputs.table("system_messages")
-    section = _figure_section(
-        Section("system-messages", "System messages", "System messages"),
-        frame,
-        "system_messages",
-        lambda t: figures.system_messages(t, inputs.palette, inputs.figure_dir),
-        "A broadcast pushed to every online user at once, against the same "
-        "message pulled by each user at login.",
-        "system-message comparison",
-    )
     if frame is not None and not frame.empty:
         section.blocks.append(system_table(frame))
     return section
 
 
 def capacity_section(inputs: Inputs) -> Section:
+    section = figure_section(CAPACITY_FIGURE, inputs)
     plan = inputs.table("plan")
-    section = _figure_section(
-        Section("capacity", "Capacity plan", "Capacity"),
-        plan,
-        "plan",
-        lambda t: figures.capacity(t, inputs.figure_dir),
-        "The fewest servers per tier that meet the scenario's SLOs, per strategy.",
-        "capacity plan (run `presence-sim plan`)",
-    )
     if plan is not None and not plan.empty:
         section.blocks.append(frame_table(plan, caption="Capacity plan."))
     return section
@@ -536,10 +556,10 @@ SECTIONS: tuple[Callable[[Inputs], Section], ...] = (
     scenario_section,
     comparison_section,
     predictions_section,
-    n_section,
-    latency_section,
+    partial(figure_section, N_FIGURE),
+    partial(figure_section, LATENCY_FIGURE),
     load_section,
-    staleness_section,
+    partial(figure_section, STALENESS_FIGURE),
     system_section,
     capacity_section,
     sweep_section,
