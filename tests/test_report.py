@@ -19,7 +19,6 @@ SECTIONS = [
     "recommendation",
     "scenario",
     "comparison",
-    "predictions",
     "n-distribution",
     "latency",
     "load",
@@ -27,6 +26,7 @@ SECTIONS = [
     "system-messages",
     "capacity",
     "sweep",
+    "predictions",
 ]
 # What the seed scenario does not produce, and the note that says so.
 OPTIONAL = {
@@ -146,7 +146,7 @@ def test_comparison_shows_values_intervals_and_predictions(full_report_run):
     interval = (
         f"95% CI {count(push['n_mean_ci_low'])} – {count(push['n_mean_ci_high'])}"
     )
-    predicted = f"predicted {count(push['n_mean_predicted'])}, error +2%"
+    predicted = f"predicted {count(push['n_mean_predicted'])}, error +2.0%"
     for text in (html, markdown):
         assert value in text and interval in text and predicted in text
 

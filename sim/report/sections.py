@@ -555,7 +555,6 @@ SECTIONS: tuple[Callable[[Inputs], Section], ...] = (
     recommendation_section,
     scenario_section,
     comparison_section,
-    predictions_section,
     partial(figure_section, N_FIGURE),
     partial(figure_section, LATENCY_FIGURE),
     load_section,
@@ -563,6 +562,7 @@ SECTIONS: tuple[Callable[[Inputs], Section], ...] = (
     system_section,
     capacity_section,
     sweep_section,
+    predictions_section,
 )
 
 

@@ -54,10 +54,10 @@ def share(value: Any) -> str:
 
 
 def signed_share(value: Any) -> str:
-    """A relative difference as a signed percentage: `+2.1%`, `-0.35%`."""
+    """A relative difference as a signed percentage: `+2.1%`, `-0.4%`, `+547.1%`."""
     if is_missing(value):
         return "-"
-    return f"{float(value) * 100:+.2g}%"
+    return f"{float(value) * 100:+.1f}%"
 
 
 def size(value: Any) -> str:
