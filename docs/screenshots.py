@@ -10,7 +10,7 @@ opens RUN_DIR/report.html in headless Chromium and writes, beside this file,
 import argparse
 from pathlib import Path
 
-from sim.report.browser import Chromium
+from tests.browser import Chromium
 
 HERE = Path(__file__).resolve().parent
 

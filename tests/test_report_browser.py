@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from sim.report.browser import CHROMIUM, Chromium
+from tests.browser import CHROMIUM, Chromium
 from tests.conftest import HOSTILE_NAME
 from tests.test_report import SECTIONS
 
