@@ -244,6 +244,7 @@ def _unexplained(
     p = predicted.online_fraction
     changes = max(predicted.changes_per_second * scenario.duration, 1.0)
     tolerance = 0.05 + 3 * (1 / math.sqrt(changes) + math.sqrt((1 - p) / (p * users)))
+    omitted = omitted_features(scenario)
     notes = []
     for row in strategies.to_dict("records"):
         key = (row["audience"], row["strategy"])
@@ -255,13 +256,37 @@ def _unexplained(
                 key in saturated and figure.startswith("latency")
             ):
                 continue
+            name = f"{row['audience']} {row['strategy'].replace('_', ' ')}"
+            if omitted:
+                notes.append(
+                    f"{name}: {figure} differs from its prediction by {error:+.1%}; "
+                    f"the formulas leave out {', '.join(omitted)}, which this "
+                    "scenario uses."
+                )
+                continue
             notes.append(
-                f"{row['audience']} {row['strategy'].replace('_', ' ')}: {figure} "
-                f"differs from its prediction by {error:+.1%}, more than chance "
-                f"explains (tolerance {tolerance:.0%}) and with no known reason: "
-                f"a bug in the model or in the formula."
+                f"{name}: {figure} differs from its prediction by {error:+.1%}, "
+                f"more than chance explains (tolerance {tolerance:.0%}) and with "
+                "no known reason: a bug in the model or in the formula."
             )
     return notes
+
+
+def omitted_features(scenario: Scenario) -> list[str]:
+    """Features of the scenario that the closed-form predictions leave out."""
+    behaviour = scenario.behaviour
+    features = []
+    if behaviour.status_switches_per_hour > 0:
+        features.append("status switches")
+    if behaviour.invisible_login_share > 0:
+        features.append("invisible logins")
+    if behaviour.abrupt_disconnect_share > 0:
+        features.append("abrupt disconnects")
+    if scenario.faults:
+        features.append("faults")
+    if scenario.strategies.group_refresh_interval > 0:
+        features.append("lazy-pull refreshes")
+    return features
 
 
 def side_by_side(strategies: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:

@@ -203,7 +203,36 @@ def strategy_table(
                 **peak,
             }
         )
+    if not rows:
+        # A run of system messages only: the table keeps its columns.
+        columns = [*STRATEGY_COLUMNS, *(f"peak_rps_{name}" for name in TIER_NAMES)]
+        return _empty(columns)
     return pd.DataFrame(rows)
+
+
+STRATEGY_COLUMNS = [
+    "audience",
+    "strategy",
+    "changes",
+    "messages",
+    "requests",
+    "amplification",
+    "n_mean",
+    "n_p50",
+    "n_p99",
+    "n_max",
+    "latency_mean_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "login_latency_p50_s",
+    "login_latency_p99_s",
+    "stale_share_mean",
+    "empty_polls",
+    "ghost_pushes",
+    "ghost_online_mean_s",
+    "bytes",
+    "bytes_per_s",
+]
 
 
 def tier_table(strategies: list[Strategy], scenario: Scenario) -> pd.DataFrame:

@@ -62,6 +62,7 @@ class World:
         self.mode[sessions.user[running]] = sessions.mode[running]
         self.session[sessions.user[running]] = running
         self.vanished_at = np.zeros(users)
+        self.mode_when_lost = np.zeros(users, dtype=np.int8)
         self.gateways = scenario.tiers.gateway.servers
         self.present_by_gateway = np.bincount(
             np.flatnonzero(self.present) % self.gateways, minlength=self.gateways
@@ -212,6 +213,7 @@ class Simulation:
             if current:
                 world._set_present(user, False)
                 world.vanished_at[user] = time
+                world.mode_when_lost[user] = world.mode[user]
             return None
         if kind in (SWITCH, LOGOUT, TIMEOUT) and not (
             current and world.connected[user]
@@ -222,6 +224,10 @@ class Simulation:
 
         old = int(world.shown(user))
         if kind == LOGIN:
+            if world.workload.sessions.reconnect[session]:
+                # A client reconnecting after a crash keeps the status its
+                # user had chosen (invisible users stay invisible).
+                mode = int(world.mode_when_lost[user]) or mode
             world.session[user] = session
             world.connected[user] = True
             world._set_present(user, True)

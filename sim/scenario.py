@@ -371,6 +371,20 @@ class Scenario(_Section):
         if self.warmup >= self.duration:
             raise ValueError("warmup must be shorter than duration")
         for index, fault in enumerate(self.faults):
+            begins = fault.at if isinstance(fault, GatewayCrash) else fault.start
+            field = "at" if isinstance(fault, GatewayCrash) else "start"
+            if begins >= self.duration:
+                raise ValueError(
+                    f"faults.{index}.{field} must come before the end of the run "
+                    f"(duration {self.duration:g} s)"
+                )
+        for index, message in enumerate(self.system_messages):
+            if message.at >= self.duration:
+                raise ValueError(
+                    f"system_messages.{index}.at must come before the end of the "
+                    f"run (duration {self.duration:g} s)"
+                )
+        for index, fault in enumerate(self.faults):
             if isinstance(fault, GatewayCrash) and (
                 fault.server >= self.tiers.gateway.servers
             ):
@@ -425,16 +439,37 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise PresenceSimError(
                 f"--set {key}: value {text!r} is not valid YAML"
             ) from None
-        target = raw
+        target: Any = raw
         parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = target.setdefault(part, {})
-            if not isinstance(child, dict):
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(target, list):
+                # A list is entered by position: faults.0.at=5m.
+                if not part.isdigit() or int(part) >= len(target):
+                    where = ".".join(parts[:depth])
+                    positions = (
+                        f"use a position 0..{len(target) - 1}, or "
+                        if target
+                        else "it is empty; "
+                    )
+                    raise PresenceSimError(
+                        f"--set {key}: '{where}' is a list; {positions}replace the "
+                        f"whole list, e.g. --set '{where}=[...]'"
+                    )
+                if last:
+                    target[int(part)] = value
+                else:
+                    target = target[int(part)]
+                continue
+            if not isinstance(target, dict):
                 raise PresenceSimError(
-                    f"--set {key}: '{part}' holds a value, not a section"
+                    f"--set {key}: '{'.'.join(parts[:depth])}' holds a value, "
+                    "not a section"
                 )
-            target = child
-        target[parts[-1]] = value
+            if last:
+                target[part] = value
+            else:
+                target = target.setdefault(part, {})
     return raw
 
 

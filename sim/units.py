@@ -15,7 +15,7 @@ _UNIT_SECONDS = {
     "h": 3600.0,
     "d": 86400.0,
 }
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
+_DURATION = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
 
 
 def parse_duration(value: object) -> float:

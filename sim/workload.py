@@ -352,7 +352,11 @@ def group_visits(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group openings while connected, each of one of the user's groups chosen
-    uniformly, open for a drawn time but not past the session's end."""
+    uniformly, open for a drawn time but not past the session's end.
+
+    Limitation: no group is open at time 0; open visits build up over the
+    first visit lengths, so lazy-pull load starts low in a steady-state run.
+    """
     behaviour = scenario.behaviour
     memberships = graph.groups.degrees()[sessions.user]
     start = np.maximum(sessions.start, 0.0)

@@ -117,3 +117,26 @@ def test_no_strategy_at_all_is_refused(tmp_path):
     )
     assert result.returncode == 2
     assert "strategies: choose at least one strategy" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "faults=[{kind: slowdown, tier: cache, start: 2h, end: 3h, factor: 5}]",
+            "faults.0.start must come before the end of the run",
+        ),
+        (
+            "system_messages=[{at: 2h}]",
+            "system_messages.0.at must come before the end of the run",
+        ),
+        ("faults.0.at=5m", "'faults' is a list; it is empty"),
+    ],
+)
+def test_events_after_the_run_and_bad_list_positions_are_refused(
+    tmp_path, override, expected
+):
+    result = _run(tmp_path, GOOD, "--set", override)
+    assert result.returncode == 2
+    assert expected in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

@@ -126,11 +126,11 @@ def test_ghost_online_time_matches_heartbeat_settings():
 
 
 def _crash_scenario(jitter: str, **extra):
+    extra.setdefault("behaviour", {"group_visits_per_hour": 0})
     return small_scenario(
         duration="20m",
         population={"users": 4000},
         tiers={"gateway": {"servers": 4}},
-        behaviour={"group_visits_per_hour": 0},
         strategies={"friends": ["push"], "groups": []},
         metrics={"staleness_pairs": 0},
         **extra,
@@ -250,3 +250,42 @@ def test_dedup_never_sends_more_than_per_group_push(seed_groups):
     assert np.all(dedup <= per_group)
     # With 20 random groups of 200 among 5,000 users, co-members overlap.
     assert dedup.sum() < per_group.sum()
+
+
+def test_reconnect_after_a_crash_keeps_the_chosen_status():
+    # Everyone logs in invisible: after the crash, reconnecting clients must
+    # stay invisible, so nobody is ever shown online.
+    run = Run(
+        _crash_scenario(
+            "20s", behaviour={"invisible_login_share": 1.0, "group_visits_per_hour": 0}
+        )
+    ).simulate()
+    assert int(run.workload.sessions.reconnect.sum()) > 100
+    shown = [status for _, _, status in run.world.changes]
+    assert all(status == OFFLINE for status in shown)
+    assert run.strategy("friends", "push").metrics.changes == 0
+
+
+def test_lazy_pull_refreshes_stop_at_the_end_of_the_run():
+    scenario = small_scenario(
+        duration="10m",
+        behaviour={
+            "group_visits_per_hour": 6,
+            "group_visit_duration": {"distribution": "fixed", "mean": "1h"},
+        },
+        strategies={
+            "friends": [],
+            "groups": ["lazy_pull"],
+            "group_refresh_interval": "30s",
+        },
+        metrics={"staleness_pairs": 0},
+    )
+    run = Run(scenario).simulate()
+    lazy = run.strategy("groups", "lazy_pull")
+    # Each visit pulls at its opening and every 30 s after, while the group
+    # is open and the run lasts: ceil((end - open) / 30) pulls.
+    opens = run.workload.visit_time
+    ends = np.minimum(run.workload.visit_close, 600.0)
+    expected = int(np.ceil((ends - opens) / 30.0).sum())
+    assert lazy.metrics.requests == expected
+    assert run.world.env.now <= 600.0 + 1.0

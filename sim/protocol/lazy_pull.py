@@ -41,7 +41,8 @@ class GroupLazyPull(Strategy):
         if self.refresh > 0:
             # Each refresh is a user action of its own: one event per pull.
             again = time + self.refresh
-            while again < close:
+            end = min(close, self.world.workload.duration)
+            while again < end:
                 self.world.at(
                     again,
                     lambda at=again: self.pull(index, at, user, group),

@@ -30,7 +30,8 @@ RULE = (
     "propagation latency is chosen unless it costs more than "
     f"{AFFORDABLE:g} times the work of the cheapest strategy; then the "
     "cheapest is. Work is the servers of the capacity plan when there is one, "
-    "else the jobs served by all tiers."
+    "else the jobs served by all tiers. For system messages, which tolerate "
+    "delay, the mode with the lower peak gateway load is chosen."
 )
 
 
@@ -152,6 +153,7 @@ def system_verdict(frame: pd.DataFrame) -> Verdict | None:
         for column, how in (
             ("peak_gateway_rps", "max"),
             ("junk", "sum"),
+            ("delivered", "sum"),
             ("delay_p99_s", "max"),
         )
         if column in frame.columns
@@ -170,6 +172,11 @@ def system_verdict(frame: pd.DataFrame) -> Verdict | None:
         text += (
             f"; it leaves {count(chosen['junk'])} junk messages for offline "
             f"users, against {count(other['junk'])}"
+        )
+    if "delivered" in frame.columns:
+        text += (
+            f"; it reaches {count(chosen['delivered'])} users before expiry, "
+            f"against {count(other['delivered'])}"
         )
     if "delay_p99_s" in frame.columns:
         text += (
