@@ -468,6 +468,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 )
             if last:
                 target[part] = value
+            elif parts[depth + 1].isdigit() and part not in target:
+                # A position in a list the file does not have yet.
+                target = target.setdefault(part, [])
             else:
                 target = target.setdefault(part, {})
     return raw
