@@ -2,7 +2,10 @@
 
 import logging
 import math
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from sim.errors import PresenceSimError
@@ -23,6 +33,7 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+CORES = os.cpu_count() or 1
 
 ScenarioFile = Annotated[Path, typer.Argument(help="Scenario YAML file.")]
 Overrides = Annotated[
@@ -30,6 +41,32 @@ Overrides = Annotated[
     typer.Option(
         "--set",
         help="Override a scenario key, e.g. --set population.users=20000 (repeatable).",
+    ),
+]
+
+Replications = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Independent runs per scenario (default: the scenario's "
+        "`replications`, 1 unless set).",
+    ),
+]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Local worker processes, or workers of --dask local "
+        "(default: the number of cores).",
+    ),
+]
+Dask = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on a Dask cluster: a scheduler address (tcp://HOST:8786) or "
+        "'local' for a local Dask cluster of -j workers.",
     ),
 ]
 
@@ -87,15 +124,45 @@ def run(
     overrides: Overrides = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Output folder (default reports/<scenario>/<run-id>)."),
+        typer.Option(
+            help="Output folder (default reports/<scenario>/<run-id>, or "
+            "reports/<scenario>/replications with several replications)."
+        ),
     ] = None,
+    replications: Replications = None,
+    jobs: Jobs = CORES,
+    dask: Dask = None,
 ) -> None:
-    """Run a scenario under every strategy and write its report."""
+    """Run a scenario under every strategy and write its report.
+
+    With several replications the tables give means with 95% intervals, and
+    running the same command again skips the replications already made.
+    """
     from sim.experiment import run_scenario
     from sim.output import check_out_dir, default_run_dir, write_run
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_file, overrides)
+    if scenario.sweep:
+        errors.print(
+            "[yellow]note:[/] `run` ignores the scenario's sweep: block; "
+            "`presence-sim sweep` runs it"
+        )
+    if (replications or scenario.replications) > 1:
+        from sim.sweep import plan_sweep
+
+        plan = plan_sweep(
+            scenario_file, overrides or [], replications=replications, sweep_block=False
+        )
+        out_dir = out or Path("reports") / scenario.slug / "replications"
+        outcome = run_many(plan, out_dir, jobs, dask, report=True)
+        print_strategies(outcome.tables["strategies"])
+        console.print(
+            f"wrote [bold]{escape(str(out_dir))}[/] (report.md, tables/, figures/, "
+            "runs/)"
+        )
+        return
+
     target = check_out_dir(out) if out is not None else None
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -131,6 +198,132 @@ def report(
     console.print(
         f"wrote [bold]{escape(str(run_dir))}[/] (report.html, report.md, figures/)"
     )
+
+
+@app.command()
+@user_errors
+def sweep(
+    scenario_file: ScenarioFile,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sweep a scenario key over values, e.g. --grid "
+            "strategies.poll_interval=10s,30s,60s (repeatable; full grid).",
+        ),
+    ] = None,
+    overrides: Overrides = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default reports/<scenario>/sweep)."),
+    ] = None,
+    replications: Replications = None,
+    jobs: Jobs = CORES,
+    dask: Dask = None,
+) -> None:
+    """Run every point of a grid of scenario keys, each with its replications.
+
+    The grid comes from the scenario's `sweep:` block and --grid options.
+    Running the same command again skips the runs already in the output
+    folder.
+
+    Limitation: a sweep writes tables and a summary, but no report or
+    figures. Limitation: two different sweeps of one scenario share its
+    default output folder; their runs are kept apart, but the tables are
+    those of the last command, so give --out to keep sweeps apart.
+    """
+    from sim.errors import PresenceSimError
+    from sim.sweep import plan_sweep
+
+    plan = plan_sweep(scenario_file, overrides or [], grid or [], replications)
+    if not plan.keys:
+        raise PresenceSimError(
+            "sweep: nothing to sweep; give --grid KEY=V1,V2,... or a sweep: block "
+            "in the scenario"
+        )
+    out_dir = out or Path("reports") / plan.base.slug / "sweep"
+    outcome = run_many(plan, out_dir, jobs, dask, report=False)
+    print_strategies(outcome.tables["strategies"], leading=plan.keys)
+    console.print(
+        f"wrote [bold]{escape(str(out_dir))}[/] (tables/: strategies with 95% "
+        "intervals, strategies_replications per run, and the other tables)"
+    )
+
+
+def run_many(
+    plan: Any, out_dir: Path, jobs: int, dask: str | None, report: bool
+) -> Any:
+    """Make a plan's runs with a progress bar; explain failures and interrupts."""
+    from sim.executors import ExecutorChoice
+    from sim.runner import RunsFailed, RunsInterrupted, run_plan
+
+    choice = ExecutorChoice(jobs, dask)
+    runs = len(plan.distinct_runs)
+    console.print(
+        f"{len(plan.points)} point(s) x {plan.replications} replication(s): "
+        f"{runs} runs on {choice.describe()}"
+    )
+    try:
+        with kill_is_interrupt(), run_progress() as progress:
+            outcome = run_plan(plan, out_dir, choice, progress, report)
+    except RunsInterrupted as stop:
+        errors.print(
+            f"[yellow]interrupted[/]; {stop.kept} finished runs are kept in "
+            f"{escape(str(stop.out_dir))}: run the same command again to finish"
+        )
+        raise typer.Exit(130) from None
+    except RunsFailed as failed:
+        for line in str(failed).splitlines():
+            errors.print(f"[bold red]error:[/] {escape(line)}")
+        errors.print(
+            f"{failed.kept} finished runs are kept in {escape(str(failed.out_dir))}; "
+            "run the same command again to retry the failed ones"
+        )
+        raise typer.Exit(1) from None
+    skipped = f", skipped {outcome.skipped} finished" if outcome.skipped else ""
+    console.print(f"ran {outcome.executed} runs{skipped}")
+    return outcome
+
+
+@contextmanager
+def run_progress() -> Iterator[Callable[[Any], None]]:
+    """One bar over runs: done of total, running, failed, time left."""
+    with Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[running]} running, {task.fields[failed]} failed"),
+        TextColumn("{task.fields[skipped]}"),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("runs", total=None, running=0, failed=0, skipped="")
+
+        def update(counts: Any) -> None:
+            progress.update(
+                task,
+                total=counts.total,
+                completed=counts.done + counts.failed,
+                running=counts.running,
+                failed=counts.failed,
+                skipped=f"({counts.skipped} skipped)" if counts.skipped else "",
+            )
+
+        yield update
+
+
+@contextmanager
+def kill_is_interrupt() -> Iterator[None]:
+    """Treat `kill` (SIGTERM) like Ctrl-C, so worker processes are stopped too."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -191,29 +384,52 @@ def estimate(scenario_file: ScenarioFile, overrides: Overrides = None) -> None:
             )
 
 
-def print_strategies(frame: Any) -> None:
-    """The comparison table, narrow enough for an 80-column terminal."""
-    columns = {
-        "audience": ("audience", str),
-        "strategy": ("strategy", str),
-        "n_mean": ("N mean", _count),
-        "n_p99": ("N p99", _count),
-        "n_max": ("N max", _count),
-        "amplification": ("msgs/chg", _count),
-        "latency_p50_s": ("latency p50", _seconds),
-        "latency_p99_s": ("latency p99", _seconds),
-    }
+def print_strategies(frame: Any, leading: list[str] | None = None) -> None:
+    """The comparison table, narrow enough for an 80-column terminal.
+
+    `leading` columns (swept keys, titled by their last part) come first. The
+    means of several replications are shown with their 95% half-width, for
+    fewer metrics so that the table still fits.
+    """
+    columns = {key: (key.rsplit(".", 1)[-1], _count) for key in leading or []}
+    columns |= {"audience": ("audience", str), "strategy": ("strategy", str)}
+    if "replications" in frame.columns:
+        columns |= {
+            "n_mean": ("N mean", _count),
+            "amplification": ("msgs/chg", _count),
+            "latency_mean_s": ("latency mean", _seconds),
+        }
+    else:
+        columns |= {
+            "n_mean": ("N mean", _count),
+            "n_p99": ("N p99", _count),
+            "n_max": ("N max", _count),
+            "amplification": ("msgs/chg", _count),
+            "latency_p50_s": ("latency p50", _seconds),
+            "latency_p99_s": ("latency p99", _seconds),
+        }
     table = Table(title="Strategies (N: observers reached per status change)")
     for title, _ in columns.values():
         table.add_column(title, justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(
-            *(shape(getattr(row, key)) for key, (_, shape) in columns.items())
-        )
+    for row in frame.to_dict("records"):
+        table.add_row(*(_cell(row, key, shape) for key, (_, shape) in columns.items()))
     console.print(table)
 
 
+def _cell(row: dict[str, Any], key: str, shape: Callable[[Any], str]) -> str:
+    """A value, followed by `± half-width` when the row has a 95% interval."""
+    from sim.stats import INTERVAL_SUFFIX
+
+    text = shape(row[key])
+    half = row.get(key + INTERVAL_SUFFIX)
+    if half is None or math.isnan(half) or math.isnan(row[key]):
+        return text
+    return f"{text}±{shape(half)}"
+
+
 def _count(value: float) -> str:
+    if isinstance(value, str):
+        return value
     if math.isnan(value):
         return "-"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

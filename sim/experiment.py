@@ -36,7 +36,7 @@ class RunResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def build_tiers(scenario: Scenario) -> dict[str, Tier]:
+def build_tiers(scenario: Scenario, replication: int = 0) -> dict[str, Tier]:
     """A fresh set of tiers; every strategy gets the same service-time streams."""
     tiers = {}
     for index, name in enumerate(TIER_NAMES):
@@ -54,7 +54,7 @@ def build_tiers(scenario: Scenario) -> dict[str, Tier]:
             spec.servers,
             spec.workers,
             operations,
-            stream(scenario.seed, "service", index),
+            stream(scenario.seed, "service", index, replication=replication),
             scenario.duration,
             scenario.metrics.slot,
             counted_from=scenario.warmup,
@@ -80,27 +80,25 @@ class Run:
     `run_scenario` does all three; tests use the steps to look inside.
     """
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, replication: int = 0) -> None:
         self.scenario = scenario
+        self.replication = replication
         self.started = time.perf_counter()
         check_memory(scenario)
-        self.graph = build_graph(
-            scenario, stream(scenario.seed, "graph"), stream(scenario.seed, "groups")
-        )
+
+        def draws(name: str) -> np.random.Generator:
+            return stream(scenario.seed, name, replication=replication)
+
+        self.graph = build_graph(scenario, draws("graph"), draws("groups"))
         self.workload = generate_workload(
-            scenario,
-            self.graph,
-            stream(scenario.seed, "sessions"),
-            stream(scenario.seed, "visits"),
+            scenario, self.graph, draws("sessions"), draws("visits")
         )
-        self.world = World(scenario, self.graph, self.workload)
+        self.world = World(scenario, self.graph, self.workload, replication)
         self.probe = StalenessProbe(
-            self.world,
-            stream(scenario.seed, "staleness"),
-            scenario.metrics.staleness_pairs,
+            self.world, draws("staleness"), scenario.metrics.staleness_pairs
         )
         self.strategies = [
-            STRATEGIES[key](self.world, build_tiers(scenario))
+            STRATEGIES[key](self.world, build_tiers(scenario, replication))
             for key in chosen_strategies(scenario, self.graph)
         ]
 
@@ -141,12 +139,19 @@ class Run:
         )
         summary["ghost_online"] = ghost
         summary["predictions"] = predictions
+        summary["replication"] = self.replication
         return RunResult(scenario, summary, tables)
 
 
-def run_scenario(scenario: Scenario, progress: Progress | None = None) -> RunResult:
-    """Build the graph and workload, run every strategy, collect the tables."""
-    return Run(scenario).simulate(progress).result()
+def run_scenario(
+    scenario: Scenario, progress: Progress | None = None, replication: int = 0
+) -> RunResult:
+    """Build the graph and workload, run every strategy, collect the tables.
+
+    `replication` picks independent random streams for everything, the graph
+    of a synthetic scenario included; replication 0 is the single run.
+    """
+    return Run(scenario, replication).simulate(progress).result()
 
 
 def ghost_summary(world: World) -> dict[str, float]:

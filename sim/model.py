@@ -40,12 +40,19 @@ class World:
     the server believes so (they differ for a ghost: a client that vanished
     before its heartbeat timeout). `mode` is the status the user chose;
     observers see `shown`, which is offline unless connected and visible.
+
+    `replication` is the index of the run's random streams (0 for one run).
     """
 
     def __init__(
-        self, scenario: Scenario, graph: SocialGraph, workload: Workload
+        self,
+        scenario: Scenario,
+        graph: SocialGraph,
+        workload: Workload,
+        replication: int = 0,
     ) -> None:
         self.scenario = scenario
+        self.replication = replication
         self.graph = graph
         self.workload = workload
         self.warmup = scenario.warmup

@@ -10,6 +10,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,26 +30,38 @@ def default_run_dir(result: RunResult, root: Path = Path("reports")) -> Path:
     return root / result.scenario.slug / f"{stamp}-seed{result.scenario.seed}"
 
 
-def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
-    """Each table as CSV and Parquet under `folder`."""
+def write_tables(
+    tables: dict[str, pd.DataFrame], folder: Path, csv: bool = True
+) -> None:
+    """Each table as Parquet (and CSV unless `csv` is false) under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        if csv:
+            frame.to_csv(folder / f"{name}.csv", index=False)
         frame.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def write_json(data: dict, path: Path) -> None:
+    """`data` as indented JSON; numpy numbers become plain ones."""
+    path.write_text(
+        json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8"
+    )
 
 
 def check_out_dir(out_dir: Path) -> Path:
     """Refuse an output folder that cannot be written or holds other files.
 
-    A folder that holds an earlier run (it has `summary.json`) may be
-    replaced; any other non-empty folder is left alone. Called before a run
+    A folder that holds an earlier run (it has `summary.json`) or the
+    finished runs of an interrupted sweep (`runs/`) may be written into; any
+    other non-empty folder is left alone. Called before a run
     starts, so that a bad `--out` costs no simulation time.
     """
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise PresenceSimError(f"--out: {out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not (out_dir / "summary.json").is_file():
+        ours = (out_dir / "summary.json").is_file() or (out_dir / "runs").is_dir()
+        if not ours:
             raise PresenceSimError(
                 f"--out: {out_dir} holds files that are not a presence-sim run; "
                 "choose a new or empty folder"
@@ -62,31 +76,71 @@ def check_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def write_run(result: RunResult, out_dir: Path) -> Path:
-    """Write every output of a run into `out_dir`, replacing an earlier run
-    there (see `check_out_dir`)."""
-    out_dir = check_out_dir(out_dir)
+@contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder that becomes `out_dir` when the block ends without error.
+
+    An existing `out_dir` is replaced whole; on an error or an interrupt the
+    staging folder is removed and `out_dir` is left as it was.
+    """
+    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    # mkdtemp makes a private folder; a report folder is as readable as any.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    staging = _readable_temporary_folder(f".{out_dir.name}.", out_dir.parent)
     try:
-        write_tables(result.tables, staging / "tables")
-        summary = dict(result.summary, tables=sorted(result.tables))
-        (staging / "summary.json").write_text(
-            json.dumps(summary, indent=2, default=_jsonable) + "\n", encoding="utf-8"
-        )
-        # The report is drawn from the files just written, exactly as
-        # `presence-sim report` would draw it again later.
-        render_report(*read_run(staging), staging)
+        yield staging
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_run(result: RunResult, out_dir: Path) -> Path:
+    """Write every output of a run into `out_dir`, replacing an earlier run
+    there (see `check_out_dir`)."""
+    out_dir = check_out_dir(out_dir)
+    with staged_folder(out_dir) as staging:
+        _write_outputs(result, staging)
     log.info("wrote %s", out_dir)
     return out_dir
+
+
+def write_outputs_into(result: RunResult, out_dir: Path) -> Path:
+    """Write a result's outputs into `out_dir`, keeping its other entries.
+
+    For folders that also hold finished runs: each output (the tables folder,
+    the summary, the report and its figures) is staged beside the others and
+    replaces its old copy whole.
+    """
+    out_dir = check_out_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = _readable_temporary_folder(".outputs.", out_dir)
+    try:
+        _write_outputs(result, staging)
+        for entry in sorted(staging.iterdir()):
+            _move_into_place(entry, out_dir / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %s", out_dir)
+    return out_dir
+
+
+def _readable_temporary_folder(prefix: str, parent: Path) -> Path:
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    # mkdtemp makes a private folder; a report folder is as readable as any.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
+
+
+def _write_outputs(result: RunResult, folder: Path) -> None:
+    write_tables(result.tables, folder / "tables")
+    write_json(
+        dict(result.summary, tables=sorted(result.tables)), folder / "summary.json"
+    )
+    # The report is drawn from the files just written, exactly as
+    # `presence-sim report` would draw it again later.
+    render_report(*read_run(folder), folder)
 
 
 def write_report(run_dir: Path) -> Path:

@@ -332,6 +332,27 @@ class Scenario(_Section):
     faults: list[Fault] = []
     system_messages: list[SystemMessage] = []
     metrics: Metrics = Metrics()
+    replications: int = Field(
+        1, ge=1, description="independent runs, each with its own random streams"
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="dotted scenario key -> values; `presence-sim sweep` runs "
+        "every combination",
+    )
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_is_a_grid(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in sweep.items():
+            if key.split(".")[0] in ("sweep", "replications"):
+                raise ValueError(
+                    f"'{key}' cannot be swept; sweep scenario keys such as "
+                    "strategies.poll_interval"
+                )
+            if not values:
+                raise ValueError(f"'{key}' has no values; list at least one")
+        return sweep
 
     @model_validator(mode="before")
     @classmethod

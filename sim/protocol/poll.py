@@ -36,7 +36,10 @@ class Poll(Strategy):
         super().__init__(world, tiers)
         self.interval = interval
         rng = stream(
-            world.scenario.seed, "poll", 0 if self.audience == "friends" else 1
+            world.scenario.seed,
+            "poll",
+            0 if self.audience == "friends" else 1,
+            replication=world.replication,
         )
         self.phase = rng.random(world.graph.users) * interval
         self._by_phase = np.argsort(self.phase, kind="stable")
