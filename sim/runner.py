@@ -27,7 +27,13 @@ from pandas.api.types import is_numeric_dtype
 from sim import __version__
 from sim.executors import ExecutorChoice, describe_failure
 from sim.experiment import RunResult
-from sim.output import staged_folder, write_json, write_outputs_into, write_tables
+from sim.output import (
+    check_out_dir,
+    staged_folder,
+    write_json,
+    write_outputs_into,
+    write_tables,
+)
 from sim.stats import summarise_replications
 from sim.sweep import Plan, RunSpec, make_run
 
@@ -155,7 +161,8 @@ def run_plan(
     either way the finished runs stay in `out_dir/runs` for the next attempt.
     """
     started = time.perf_counter()
-    out_dir = Path(out_dir)
+    # A bad output folder is refused before any run is made.
+    out_dir = check_out_dir(out_dir)
     store = RunStore(out_dir / "runs")
     executed, skipped = make_runs(plan, store, choice, progress)
     tables, summaries = combine_runs(plan, store)

@@ -46,6 +46,10 @@ class Interval:
     def __contains__(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    def standard_error(self) -> float:
+        """The estimated standard deviation of the mean: s / sqrt(count)."""
+        return self.half_width / float(t_quantile(self.count))
+
 
 def t_quantile(count: np.ndarray | int, confidence: float = CONFIDENCE) -> np.ndarray:
     """The two-sided t quantile for `count` values; NaN below two values."""

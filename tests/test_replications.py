@@ -9,7 +9,7 @@ import pytest
 from sim.experiment import Run, run_scenario
 from sim.queueing import replicate_queue, simulate_queue
 from sim.randomness import stream
-from sim.stats import summarise_replications, t_interval, t_quantile
+from sim.stats import summarise_replications, t_interval
 from sim.workload import mean_online_fraction
 from tests.conftest import small_scenario
 
@@ -104,10 +104,10 @@ def test_mm1_interval_narrows_as_one_over_root_k(mm1):
     # standard error) should halve from K = 5 to K = 20. K = 5 is averaged
     # over the six disjoint blocks of five replications to tame its noise.
     waits = mm1.waits
-    five = np.mean([t_interval(waits[i : i + 5]).half_width for i in range(0, 30, 5)])
-    twenty = mm1.wait_interval(20).half_width
-    ratio = (five / t_quantile(5)) / (twenty / t_quantile(20))
-    assert ratio == pytest.approx(2.0, rel=0.3)
+    blocks = [t_interval(waits[i : i + 5]) for i in range(0, 30, 5)]
+    five = np.mean([block.standard_error() for block in blocks])
+    twenty = mm1.wait_interval(20).standard_error()
+    assert five / twenty == pytest.approx(2.0, rel=0.3)
 
 
 def test_warmup_removes_the_transient_of_an_empty_start():

@@ -1,13 +1,13 @@
 """Replications of a single M/M/c server, by our Tier and by Ciw.
 
-A small stand-in for the experiments issue's replication machinery: each
-replication draws its arrivals and service times from its own child of one
-`numpy.random.SeedSequence`, so replications are independent and a seed
-gives the same numbers every time. It should be merged with the standalone
-queue helper of that issue (`sim.queueing`) once that lands.
+Each replication draws its arrivals and service times from its own child of
+one `numpy.random.SeedSequence`, so replications are independent and a seed
+gives the same numbers every time; `sim.stats.t_interval` gives the interval
+over replications. `sim.queueing.simulate_queue` runs the same kind of queue
+for a number of jobs; here a replication runs to a time horizon, as Ciw's
+does.
 """
 
-import math
 from dataclasses import dataclass
 
 import ciw
@@ -19,42 +19,6 @@ from sim.tiers import Tier
 # Jobs that arrive in the first tenth of a replication are not counted: the
 # queue starts empty and needs that long to forget it.
 WARM_UP = 0.1
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
-_T95 += [2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086]
-_T95 += [2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The mean of per-replication values and its 95% confidence interval."""
-
-    mean: float
-    half_width: float
-    replications: int
-
-    @property
-    def low(self) -> float:
-        return self.mean - self.half_width
-
-    @property
-    def high(self) -> float:
-        return self.mean + self.half_width
-
-    def __contains__(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    def standard_error(self) -> float:
-        return self.half_width / _T95[self.replications - 2]
-
-
-def interval(values: list[float]) -> Interval:
-    """Student-t 95% interval over independent replications."""
-    count = len(values)
-    spread = float(np.std(values, ddof=1))
-    return Interval(
-        float(np.mean(values)), _T95[count - 2] * spread / math.sqrt(count), count
-    )
 
 
 def replication_streams(seed: int, replication: int) -> list[np.random.Generator]:

@@ -10,12 +10,8 @@ import math
 import pytest
 
 from sim.analytic import mmc_wait
-from tests.validation.queue_replications import (
-    MMcQueue,
-    ciw_mean_wait,
-    interval,
-    tier_mean_wait,
-)
+from sim.stats import t_interval
+from tests.validation.queue_replications import MMcQueue, ciw_mean_wait, tier_mean_wait
 
 WORKERS = 4
 SEED = 20261203
@@ -31,7 +27,7 @@ CIW_JOBS = {0.5: 5_000, 0.8: 10_000, 0.95: 20_000}
 def _replicate(simulate, utilisation: float, jobs: int, replications: int):
     rate = utilisation * WORKERS
     queue = MMcQueue(rate, 1.0, WORKERS, jobs / rate)
-    return interval(
+    return t_interval(
         [simulate(queue, SEED, replication) for replication in range(replications)]
     )
 
