@@ -155,11 +155,11 @@ def run(
             scenario_file, overrides or [], replications=replications, sweep_block=False
         )
         out_dir = out or Path("reports") / scenario.slug / "replications"
-        outcome = run_many(plan, out_dir, jobs, dask, report=True)
+        outcome = run_many(plan, out_dir, jobs, dask)
         print_strategies(outcome.tables["strategies"])
         console.print(
-            f"wrote [bold]{escape(str(out_dir))}[/] (report.md, tables/, figures/, "
-            "runs/)"
+            f"wrote [bold]{escape(str(out_dir))}[/] "
+            "(report.html, report.md, tables/, figures/, runs/)"
         )
         return
 
@@ -226,10 +226,11 @@ def sweep(
     Running the same command again skips the runs already in the output
     folder.
 
-    Limitation: a sweep writes tables and a summary, but no report or
-    figures. Limitation: two different sweeps of one scenario share its
-    default output folder; their runs are kept apart, but the tables are
-    those of the last command, so give --out to keep sweeps apart.
+    Limitation: a sweep's report has its sweep figures and scenario settings
+    only; the comparison, distributions and load over time need one point.
+    Limitation: two different sweeps of one scenario share its default output
+    folder; their runs are kept apart, but the tables are those of the last
+    command, so give --out to keep sweeps apart.
     """
     from sim.errors import PresenceSimError
     from sim.sweep import plan_sweep
@@ -241,17 +242,15 @@ def sweep(
             "in the scenario"
         )
     out_dir = out or Path("reports") / plan.base.slug / "sweep"
-    outcome = run_many(plan, out_dir, jobs, dask, report=False)
-    print_strategies(outcome.tables["strategies"], leading=plan.keys)
+    outcome = run_many(plan, out_dir, jobs, dask)
+    print_strategies(outcome.tables["sweep_strategies"], leading=plan.keys)
     console.print(
-        f"wrote [bold]{escape(str(out_dir))}[/] (tables/: strategies with 95% "
-        "intervals, strategies_replications per run, and the other tables)"
+        f"wrote [bold]{escape(str(out_dir))}[/] (report.html, report.md, "
+        "tables/sweep_*: means with 95% intervals and *_replications per run)"
     )
 
 
-def run_many(
-    plan: Any, out_dir: Path, jobs: int, dask: str | None, report: bool
-) -> Any:
+def run_many(plan: Any, out_dir: Path, jobs: int, dask: str | None) -> Any:
     """Make a plan's runs with a progress bar; explain failures and interrupts."""
     from sim.executors import ExecutorChoice
     from sim.runner import RunsFailed, RunsInterrupted, run_plan
@@ -264,7 +263,7 @@ def run_many(
     )
     try:
         with kill_is_interrupt(), run_progress() as progress:
-            outcome = run_plan(plan, out_dir, choice, progress, report)
+            outcome = run_plan(plan, out_dir, choice, progress)
     except RunsInterrupted as stop:
         errors.print(
             f"[yellow]interrupted[/]; {stop.kept} finished runs are kept in "
@@ -418,13 +417,13 @@ def print_strategies(frame: Any, leading: list[str] | None = None) -> None:
 
 def _cell(row: dict[str, Any], key: str, shape: Callable[[Any], str]) -> str:
     """A value, followed by `± half-width` when the row has a 95% interval."""
-    from sim.stats import INTERVAL_SUFFIX
+    from sim.stats import HIGH
 
     text = shape(row[key])
-    half = row.get(key + INTERVAL_SUFFIX)
-    if half is None or math.isnan(half) or math.isnan(row[key]):
+    high = row.get(key + HIGH)
+    if high is None or math.isnan(high) or math.isnan(row[key]):
         return text
-    return f"{text}±{shape(half)}"
+    return f"{text}±{shape(high - row[key])}"
 
 
 def _count(value: float) -> str:

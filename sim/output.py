@@ -104,18 +104,18 @@ def write_run(result: RunResult, out_dir: Path) -> Path:
     return out_dir
 
 
-def write_outputs_into(result: RunResult, out_dir: Path) -> Path:
+def write_outputs_into(result: RunResult, out_dir: Path, report: bool = True) -> Path:
     """Write a result's outputs into `out_dir`, keeping its other entries.
 
     For folders that also hold finished runs: each output (the tables folder,
-    the summary, the report and its figures) is staged beside the others and
-    replaces its old copy whole.
+    the summary, and unless `report` is false the report and its figures) is
+    staged beside the others and replaces its old copy whole.
     """
     out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = _readable_temporary_folder(".outputs.", out_dir)
     try:
-        _write_outputs(result, staging)
+        _write_outputs(result, staging, report)
         for entry in sorted(staging.iterdir()):
             _move_into_place(entry, out_dir / entry.name)
     finally:
@@ -133,14 +133,14 @@ def _readable_temporary_folder(prefix: str, parent: Path) -> Path:
     return staging
 
 
-def _write_outputs(result: RunResult, folder: Path) -> None:
+def _write_outputs(result: RunResult, folder: Path, report: bool = True) -> None:
     write_tables(result.tables, folder / "tables")
-    write_json(
-        dict(result.summary, tables=sorted(result.tables)), folder / "summary.json"
-    )
-    # The report is drawn from the files just written, exactly as
-    # `presence-sim report` would draw it again later.
-    render_report(*read_run(folder), folder)
+    summary = dict(result.summary, tables=sorted(result.tables))
+    write_json(summary, folder / "summary.json")
+    if report:
+        # The report is drawn from the files just written, exactly as
+        # `presence-sim report` would draw it again later.
+        render_report(*read_run(folder), folder)
 
 
 def write_report(run_dir: Path) -> Path:

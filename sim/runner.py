@@ -6,9 +6,11 @@ whole runs. Running a plan again skips the runs found there; an interrupted
 plan loses only the runs in flight. When every run is there, the runs are read
 back in plan order and combined: per table, one long table with a row per
 replication (`<table>_replications`) and the table of means with 95% intervals
-under the table's own name, plus `runs`, one row per run. Tables are always
-combined from the stored runs, so resumed and fresh runs, and every executor,
-give the same bytes.
+under the table's own name, plus `runs`, one row per run. A sweep's tables
+are named `sweep_<table>` (`sweep_strategies`, `sweep_tiers`, ...), so that a
+sweep folder is never read as a single run's. Tables are always combined from
+the stored runs, so resumed and fresh runs, and every executor, give the same
+bytes.
 """
 
 import json
@@ -25,6 +27,7 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 from sim import __version__
+from sim.comparison import PREDICTED, REL_ERROR, relative_error
 from sim.executors import ExecutorChoice, describe_failure
 from sim.experiment import RunResult
 from sim.output import (
@@ -34,7 +37,7 @@ from sim.output import (
     write_outputs_into,
     write_tables,
 )
-from sim.stats import summarise_replications
+from sim.stats import HIGH, LOW, summarise_replications
 from sim.sweep import Plan, RunSpec, make_run
 
 log = logging.getLogger(__name__)
@@ -155,7 +158,7 @@ def run_plan(
     report: bool = True,
 ) -> Outcome:
     """Make every run of `plan` not yet in `out_dir`, then write the combined
-    outputs there (with a report and figures when `report` is true).
+    tables, the summary and (unless `report` is false) the report there.
 
     Raises RunsFailed when runs failed and RunsInterrupted on an interrupt;
     either way the finished runs stay in `out_dir/runs` for the next attempt.
@@ -243,18 +246,20 @@ def combine_runs(
         summaries.append(summary)
 
     combined: dict[str, pd.DataFrame] = {}
+    prefix = "sweep_" if plan.keys else ""
     for name, frames in parts.items():
         long = pd.concat(frames, ignore_index=True)
         if long.empty:
             # Nothing to average (no faults, say): an empty table of the same form.
-            combined[name] = long.drop(columns="replication")
+            means = long.drop(columns="replication")
         else:
-            combined[name] = summarise_replications(
+            means = summarise_replications(
                 long,
                 _row_keys(plan, name, long),
                 absent_is_zero=name in COUNT_TABLES,
             )
-        combined[f"{name}_replications"] = long
+        combined[prefix + name] = _errors_of_means(means)
+        combined[f"{prefix}{name}_replications"] = long
     combined["runs"] = pd.DataFrame(rows)
     return combined, summaries
 
@@ -286,8 +291,11 @@ def plan_summary(
         "description": plan.base.description,
         "seed": plan.base.seed,
         "version": __version__,
-        "sweep": plan.keys,
-        "grid": [dict(point.settings) for point in plan.points],
+        "duration_s": plan.base.duration,
+        "sweep": {
+            "keys": plan.keys,
+            "points": [dict(point.settings) for point in plan.points],
+        },
         **runs,
         "scenario_settings": plan.base.model_dump(mode="json"),
     }
@@ -314,6 +322,20 @@ def _row_keys(plan: Plan, name: str, frame: pd.DataFrame) -> list[str]:
         and not is_numeric_dtype(frame[column])
     ]
     return [*keys, *own, *other]
+
+
+def _errors_of_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """A mean's relative error against the mean prediction, in place of the
+    mean of each replication's relative error (which is not the same)."""
+    frame = frame.copy()
+    for column in [c for c in frame.columns if c.endswith(REL_ERROR)]:
+        figure = column[: -len(REL_ERROR)]
+        if figure in frame and figure + PREDICTED in frame:
+            frame[column] = relative_error(
+                frame[figure].to_numpy(), frame[figure + PREDICTED].to_numpy()
+            )
+            frame = frame.drop(columns=[column + LOW, column + HIGH], errors="ignore")
+    return frame
 
 
 def _run_facts(summary: dict[str, Any]) -> dict[str, Any]:

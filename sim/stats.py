@@ -3,9 +3,9 @@
 Replications are independent runs, so the mean of a metric over K of them has
 a Student t distribution with K - 1 degrees of freedom around the true mean
 (approximately, when each run's value is close to normal). A table of K
-replications becomes one table of means, each metric `m` followed by `m_ci95`,
-the half-width of its 95% interval: the interval is `m - m_ci95` to
-`m + m_ci95`.
+replications becomes one table of means, each metric `m` followed by
+`m_ci_low` and `m_ci_high`, the ends of its 95% interval (the names the report
+reads).
 
 Limitation: the interval of a percentile or maximum column (`n_p99`,
 `latency_p99_s`) is that of the mean of per-replication percentiles, not of a
@@ -24,7 +24,7 @@ from pandas.api.types import is_numeric_dtype
 from scipy.special import stdtrit
 
 CONFIDENCE = 0.95
-INTERVAL_SUFFIX = "_ci95"
+LOW, HIGH = "_ci_low", "_ci_high"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def summarise_replications(
     replication: str = "replication",
     absent_is_zero: bool = False,
 ) -> pd.DataFrame:
-    """Means and 95% half-widths of every metric, one row per key.
+    """Means and 95% intervals of every metric, one row per key.
 
     `frame` holds one row per (key, replication); every numeric column that is
     neither a key nor the replication is a metric. NaN values are left out of
@@ -112,7 +112,8 @@ def summarise_replications(
     }
     for metric in metrics:
         columns[metric] = means[metric]
-        columns[metric + INTERVAL_SUFFIX] = halves[metric]
+        columns[metric + LOW] = means[metric] - halves[metric]
+        columns[metric + HIGH] = means[metric] + halves[metric]
     return pd.DataFrame(columns).reset_index()
 
 

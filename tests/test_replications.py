@@ -55,8 +55,10 @@ def test_table_means_and_half_widths_per_key():
     table = summarise_replications(frame, ["strategy"])
     assert list(table["strategy"]) == ["push", "poll"]
     assert list(table["n_mean"]) == [40.0, 10.0]
-    assert table["n_mean_ci95"][0] == pytest.approx(4.302653 / math.sqrt(3))
-    assert table["n_mean_ci95"][1] == 0.0
+    half = 4.302653 / math.sqrt(3)
+    assert table["n_mean_ci_low"][0] == pytest.approx(40.0 - half)
+    assert table["n_mean_ci_high"][0] == pytest.approx(40.0 + half)
+    assert table["n_mean_ci_low"][1] == table["n_mean_ci_high"][1] == 10.0
     assert list(table["replications"]) == [3, 3]
 
 

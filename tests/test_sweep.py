@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,12 +113,12 @@ def sweep_on_every_executor(tmp_path_factory):
 def test_sweep_long_table_has_a_row_per_point_replication_and_strategy(
     sweep_on_every_executor,
 ):
-    long = sweep_on_every_executor["j1"].tables["strategies_replications"]
+    long = sweep_on_every_executor["j1"].tables["sweep_strategies_replications"]
     # 2 points x 2 replications x 4 strategies (friends and groups, 2 each).
     assert len(long) == 16
     labels = ["point", "strategies.poll_interval", "replication"]
     assert list(long.columns[:3]) == labels
-    aggregated = sweep_on_every_executor["j1"].tables["strategies"]
+    aggregated = sweep_on_every_executor["j1"].tables["sweep_strategies"]
     assert len(aggregated) == 8
     assert set(aggregated["replications"]) == {2}
 
@@ -129,18 +130,21 @@ def test_same_sweep_gives_identical_tables_on_every_executor(
     for name in ("j2", "dask"):
         outcome = sweep_on_every_executor[name]
         assert outcome.executed == 4
-        for table in ("strategies", "tiers", "load", "n_histogram"):
+        for name in ("strategies", "tiers", "load", "n_histogram"):
+            table = f"sweep_{name}"
             pd.testing.assert_frame_equal(
                 outcome.tables[table], reference.tables[table], check_exact=True
             )
-        written = (outcome.out_dir / "tables" / "strategies.csv").read_bytes()
-        assert written == (reference.out_dir / "tables" / "strategies.csv").read_bytes()
+        csv = Path("tables", "sweep_strategies.csv")
+        assert (outcome.out_dir / csv).read_bytes() == (
+            reference.out_dir / csv
+        ).read_bytes()
 
 
 def test_points_share_replication_streams(sweep_on_every_executor):
     # Common random numbers: the poll interval does not change the workload,
     # so push to friends sees the same changes at both points.
-    long = sweep_on_every_executor["j1"].tables["strategies_replications"]
+    long = sweep_on_every_executor["j1"].tables["sweep_strategies_replications"]
     push = long[(long["audience"] == "friends") & (long["strategy"] == "push")]
     by_point = push.pivot(index="replication", columns="point", values="n_mean")
     assert list(by_point[0]) == list(by_point[1])
@@ -182,7 +186,7 @@ def test_killed_sweep_resumes_without_recomputing_finished_runs(tmp_path, monkey
     assert len(_finished_runs(out)) == 8
     for run, stamp in stamps.items():
         assert os.stat(out / "runs" / run / "run.json").st_mtime_ns == stamp
-    assert len(outcome.tables["strategies_replications"]) == 2 * 4 * 4
+    assert len(outcome.tables["sweep_strategies_replications"]) == 2 * 4 * 4
 
 
 def test_failed_run_is_named_and_finished_runs_are_kept(tmp_path, monkeypatch):
@@ -215,7 +219,7 @@ def test_sweep_command_writes_long_and_aggregated_tables(tmp_path):
     assert "ran 4 runs" in first.stdout
     again = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "ran 0 runs, skipped 4 finished" in again.stdout
-    for name in ("strategies", "strategies_replications", "runs"):
+    for name in ("sweep_strategies", "sweep_strategies_replications", "runs"):
         assert (out / "tables" / f"{name}.csv").is_file()
         assert (out / "tables" / f"{name}.parquet").is_file()
     runs = pd.read_csv(out / "tables" / "runs.csv")

@@ -37,7 +37,7 @@ from sim.report.values import count, seconds, share, shown
 from sim.units import format_duration
 
 # Where a sweep's aggregated table may be found, first match wins.
-SWEEP_TABLES = ("sweep_summary", "sweep_aggregated", "sweep")
+SWEEP_TABLES = ("sweep_strategies", "sweep_summary", "sweep_aggregated", "sweep")
 
 
 @dataclass
