@@ -98,9 +98,14 @@ class Run:
             self.world, draws("staleness"), scenario.metrics.staleness_pairs
         )
         self.strategies = [
-            STRATEGIES[key](self.world, build_tiers(scenario, replication))
+            STRATEGIES[key](self.world, self.tiers_for(key))
             for key in chosen_strategies(scenario, self.graph)
         ]
+
+    def tiers_for(self, key: tuple[str, str]) -> dict[str, Tier]:
+        """The tiers strategy `key` runs on, built as the run starts; a
+        capacity search gives each strategy its own server counts."""
+        return build_tiers(self.scenario, self.replication)
 
     def strategy(self, audience: str, name: str) -> Strategy:
         for strategy in self.strategies:

@@ -61,6 +61,19 @@ class LogHistogram:
         self.total += value
         self.count += 1
 
+    def add_counts(self, other: "LogHistogram") -> None:
+        """Fold in another histogram of the same bins."""
+        if (other.low, other.bins, other.per_decade) != (
+            self.low,
+            self.bins,
+            self.per_decade,
+        ):
+            raise ValueError("histograms with different bins cannot be combined")
+        self._flush()
+        self._counts += other.counts
+        self.total += other.total
+        self.count += other.count
+
     def edges(self) -> np.ndarray:
         return self.low * 10.0 ** (np.arange(self.bins + 1) / self.per_decade)
 

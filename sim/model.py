@@ -71,9 +71,8 @@ class World:
         self.vanished_at = np.zeros(users)
         self.mode_when_lost = np.zeros(users, dtype=np.int8)
         self.gateways = scenario.tiers.gateway.servers
-        self.present_by_gateway = np.bincount(
-            np.flatnonzero(self.present) % self.gateways, minlength=self.gateways
-        )
+        self._present_by: dict[int, np.ndarray] = {}
+        self.present_by_gateway = self.present_on(self.gateways)
         self.ghost_seconds: list[float] = []
         self.changes: list[tuple[float, int, int]] = []
         # Users whose statuses (watched) or views (watched_observer) the
@@ -104,10 +103,26 @@ class World:
         """Whether the staleness probe follows group visit `index`."""
         return index in self.watched_visits
 
+    def present_on(self, servers: int) -> np.ndarray:
+        """Connected clients per gateway server when `servers` gateways share
+        the users (by user number); kept up to date from the first call on.
+
+        A strategy whose gateway tier has its own number of servers (as in a
+        capacity search) counts its heartbeats from these."""
+        counts = self._present_by.get(servers)
+        if counts is None:
+            counts = np.bincount(
+                np.flatnonzero(self.present) % servers, minlength=servers
+            )
+            self._present_by[servers] = counts
+        return counts
+
     def _set_present(self, user: int, present: bool) -> None:
         if self.present[user] != present:
             self.present[user] = present
-            self.present_by_gateway[user % self.gateways] += 1 if present else -1
+            step = 1 if present else -1
+            for servers, counts in self._present_by.items():
+                counts[user % servers] += step
 
 
 class Event:

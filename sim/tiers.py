@@ -19,6 +19,8 @@ order across such requests holds only to within the chain's own delay.
 """
 
 import bisect
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +71,8 @@ def _settle(ready: np.ndarray, need: np.ndarray, step: float) -> Settled:
 class OperationStats:
     """Running totals of one operation on one tier.
 
-    `max_queued` is the largest number of jobs of one arrival that had to
+    `sojourn` and `waits` hold each job's time from arrival to finish and to
+    start. `max_queued` is the largest number of jobs of one arrival that had to
     wait at one server: a lower bound of the longest queue, exact when the
     queue is empty before each arrival (as in a fan-out burst). `absorbed`
     counts the jobs taken as a fluid (see `Tier.absorb`).
@@ -82,6 +85,7 @@ class OperationStats:
     max_queued: int = 0
     absorbed: int = 0
     sojourn: LogHistogram = field(default_factory=LogHistogram)
+    waits: LogHistogram = field(default_factory=LogHistogram)
 
 
 class Tier:
@@ -119,12 +123,26 @@ class Tier:
         self.slowdowns = slowdowns or []
         self._rng = rng
         self._free = np.zeros((servers, workers))
+        # Idle (start, end) gaps of each server before jobs placed ahead of
+        # their arrival (see `serve_one`); a gap always ends before its
+        # worker's next free time, so batches, which start no earlier than
+        # that, never run into one.
+        self._gaps: list[list[tuple[float, float]]] = [[] for _ in range(servers)]
+        self._gap_limit = 64 * workers
+        # The simulation's time, no later than any job still to be placed;
+        # the strategy that owns the tier sets it.
+        self.clock: Callable[[], float] = lambda: -math.inf
         self._slot = slot
         self._slots = max(1, int(np.ceil(duration / slot)))
         self.arrivals = np.zeros(self._slots, dtype=np.int64)
         starts = np.arange(self._slots) * slot
         self._widths = np.minimum(slot, duration - starts)
         self.slot_max_wait = np.zeros(self._slots)
+        # Work and jobs per slot of arrival, for the busiest window of a run.
+        self.slot_busy = np.zeros(self._slots)
+        self.op_arrivals = {
+            op: np.zeros(self._slots, dtype=np.int64) for op in operations
+        }
 
     def rates(self) -> np.ndarray:
         """Arrivals per second in each slot (the last slot may be shorter)."""
@@ -154,21 +172,78 @@ class Tier:
         return self.operations[op].mean
 
     def serve_one(self, t: float, server: int, op: str, size: int = 1) -> float:
-        """Serve a single job arriving at time t; return its finish time."""
-        free = self._free[server]
-        worker = int(free.argmin())
-        ready = float(free[worker])
-        start = ready if ready > t else t
+        """Serve a single job arriving at time t; return its finish time.
+
+        The jobs of a request chain are placed when the chain starts, ahead
+        of their arrival, which leaves a worker idle until the job arrives.
+        A job placed later that arrives sooner runs in such an idle gap when
+        it fits there and starts no later than elsewhere. Otherwise it takes,
+        of the workers free by t, the one freed last, so that placing a job
+        ahead leaves the smallest gap. For jobs placed in order of arrival
+        neither changes anything: every free worker gives the same start.
+        """
         service = self._service(op, size)
         if self.slowdowns:
             service *= self._factor(t)
-        finish = start + service
-        free[worker] = finish
+        free = self._free[server]
+        idle = free <= t
+        soonest = t if idle.any() else float(free.min())
+        gap = self._fitting_gap(server, t, service, soonest)
+        if gap is not None:
+            start = max(t, gap[0])
+            finish = start + service
+            self._split_gap(server, gap, start, finish)
+        else:
+            if idle.any():
+                worker = int(np.where(idle, free, -np.inf).argmax())
+            else:
+                worker = int(free.argmin())
+            ready = float(free[worker])
+            start = ready if ready > t else t
+            finish = start + service
+            free[worker] = finish
+            if start > ready:
+                self._add_gap(server, (ready, start))
         wait = start - t
         self._account(t, 1, op, wait, service, wait, int(wait > 0))
         if t >= self.counted_from:
             self.ops[op].sojourn.add_one(finish - t)
+            self.ops[op].waits.add_one(wait)
         return finish
+
+    def _fitting_gap(
+        self, server: int, t: float, service: float, soonest: float
+    ) -> tuple[float, float] | None:
+        """The idle gap of a server where a job arriving at t starts first,
+        if it starts there no later than `soonest`; the tightest on a tie."""
+        best = None
+        for gap in self._gaps[server]:
+            start = max(t, gap[0])
+            if start + service > gap[1] or start > soonest:
+                continue
+            if best is None or (start, gap[1]) < (max(t, best[0]), best[1]):
+                best = gap
+        return best
+
+    def _split_gap(
+        self, server: int, gap: tuple[float, float], start: float, finish: float
+    ) -> None:
+        self._gaps[server].remove(gap)
+        for piece in ((gap[0], start), (finish, gap[1])):
+            if piece[1] > piece[0]:
+                self._add_gap(server, piece)
+
+    def _add_gap(self, server: int, gap: tuple[float, float]) -> None:
+        """Remember an idle gap. Gaps that have ended by the clock's time can
+        fit no job to come and are dropped once there are a few per worker;
+        past a limit the one that ends first is forgotten."""
+        gaps = self._gaps[server]
+        gaps.append(gap)
+        if len(gaps) > 2 * self.workers:
+            now = self.clock()
+            gaps[:] = [known for known in gaps if known[1] > now]
+        if len(gaps) > self._gap_limit:
+            gaps.remove(min(gaps, key=lambda known: known[1]))
 
     def absorb(self, t: float, jobs: np.ndarray, work: np.ndarray, op: str) -> None:
         """Take `jobs[s]` jobs worth `work[s]` seconds at each server s as a
@@ -180,18 +255,20 @@ class Tier:
         """
         ready = np.maximum(self._free, t)
         self._free = ready + (work * self._factor(t) / self.workers)[:, None]
-        waits = (ready.min(axis=1) - t) * jobs
+        lag = ready.min(axis=1) - t
         total = int(jobs.sum())
         self._account(
             t,
             total,
             op,
-            float(waits.sum()),
+            float((lag * jobs).sum()),
             float(work.sum()) * self._factor(t),
-            float((ready.min(axis=1) - t).max()),
+            float(lag.max()),
             0,
         )
         self.ops[op].absorbed += total
+        if t >= self.counted_from:
+            self.ops[op].waits.add(np.repeat(lag, jobs))
 
     def serve(self, t: float, servers: np.ndarray, op: str) -> np.ndarray:
         """Serve jobs that all arrive at time t, `servers[i]` taking job i.
@@ -259,6 +336,7 @@ class Tier:
         )
         if t >= self.counted_from:
             self.ops[op].sojourn.add(result - t)
+            self.ops[op].waits.add(np.maximum(result - step - t, 0.0))
         return result
 
     def _serve_in_rounds(
@@ -385,6 +463,7 @@ class Tier:
         )
         if t >= self.counted_from:
             self.ops[op].sojourn.add(finish - t)
+            self.ops[op].waits.add(waits)
         result = np.empty(len(start))
         result[order] = finish
         return result
@@ -401,6 +480,8 @@ class Tier:
     ) -> None:
         slot = min(int(t / self._slot), self._slots - 1)
         self.arrivals[slot] += jobs
+        self.slot_busy[slot] += busy
+        self.op_arrivals[op][slot] += jobs
         if max_wait > self.slot_max_wait[slot]:
             self.slot_max_wait[slot] = max_wait
         if t < self.counted_from:

@@ -110,3 +110,25 @@ def test_batches_of_operations_with_different_fixed_times_equal_fifo():
         got.append(tier.serve(float(t), targets, op))
     for mine, expected in zip(got, _per_message_mixed(batches, 3, 4), strict=True):
         np.testing.assert_allclose(mine, expected, rtol=0, atol=1e-12)
+
+
+def test_a_job_placed_ahead_leaves_its_idle_time_to_jobs_arriving_sooner():
+    # One worker, 1 ms jobs. A job placed for 10 ms leaves the worker idle
+    # until then; a job placed next that arrives at 2 ms runs at once in that
+    # gap, and one arriving at 9.5 ms does not fit before 10 ms and queues
+    # behind the first, to start at 11 ms.
+    tier = _tier(1, 1, LengthDistribution(distribution="fixed", mean=0.001))
+    assert tier.serve_one(0.010, 0, "op") == pytest.approx(0.011)
+    assert tier.serve_one(0.002, 0, "op") == pytest.approx(0.003)
+    assert tier.serve_one(0.0095, 0, "op") == pytest.approx(0.012)
+    assert tier.wait == pytest.approx(0.0015)
+
+
+def test_a_job_placed_ahead_takes_the_worker_freed_last():
+    # Two workers, free at 1 ms and 5 ms. A job arriving at 8 ms takes the
+    # one freed at 5 ms, so the other stays free for a job arriving at 2 ms.
+    tier = _tier(1, 2, LengthDistribution(distribution="fixed", mean=0.001))
+    tier.serve_one(0.0, 0, "op")
+    tier.serve_one(0.004, 0, "op")
+    tier.serve_one(0.008, 0, "op")
+    assert tier.serve_one(0.002, 0, "op") == pytest.approx(0.003)

@@ -28,6 +28,8 @@ class Strategy:
     def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
         self.world = world
         self.tiers = tiers
+        for tier in tiers.values():
+            tier.clock = lambda: world.env.now
         self.hop = world.scenario.network.hop_delay
         self.sizes = world.scenario.messages
         self.metrics = StrategyMetrics()
@@ -37,7 +39,8 @@ class Strategy:
         self.snapshots: list[tuple[int, float]] = []
         heartbeat = world.scenario.heartbeat
         self._beats_per_client = world.scenario.metrics.slot / heartbeat.interval
-        self._beat_carry = np.zeros(world.gateways)
+        self._present = world.present_on(tiers["gateway"].servers)
+        self._beat_carry = np.zeros(tiers["gateway"].servers)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -134,7 +137,7 @@ class Strategy:
         sent at each client's own phase, and reach the gateway at the start
         of the slot.
         """
-        due = self.world.present_by_gateway * self._beats_per_client
+        due = self._present * self._beats_per_client
         due = due + self._beat_carry
         whole = np.floor(due)
         self._beat_carry = due - whole
