@@ -16,6 +16,10 @@ sharded across servers by number. From that:
 - polling costs (online users) / T requests a second, and an observer sees a
   change at its next poll, a uniform wait on [0, T), unless its session ends
   first;
+- the status cache takes one write per change and, for each batch read (a
+  login's friend list, a poll, a pull), one job per shard the keys fall on,
+  costing one `get` per key; the relation db loads a friend list per login
+  and a member list per lazy pull;
 - a tier's waits follow Erlang C, extended to general service times and to
   batches of jobs (a fan-out, the polls of one slot) as described at
   `tier_estimate`.
@@ -254,7 +258,8 @@ class GraphProfile:
     of K(u), the sum over u's groups of (size - 1), or None without groups;
     `distinct_co_members` is the mean number of distinct users sharing a
     group with u (NaN when too costly to count); `with_groups` the share of
-    users in at least one group. `basis` says where the numbers come from.
+    users in at least one group; `opened_group_size` the mean size of the
+    group a visit opens. `basis` says where the numbers come from.
     """
 
     users: int
@@ -263,6 +268,7 @@ class GraphProfile:
     distinct_co_members: float
     with_groups: float
     basis: str
+    opened_group_size: float = 0.0
 
 
 def expected_out_degree(graph: SyntheticGraph, users: int) -> float:
@@ -342,18 +348,38 @@ def scenario_profile(
         in_degree = Pmf.of_samples(graph.reverse.degrees())
         parts.append("friends from the graph's in-degrees")
 
-    slots, distinct, with_groups = None, 0.0, 0.0
+    slots, distinct, with_groups, opened = None, 0.0, 0.0, 0.0
     if isinstance(scenario.groups, SyntheticGroups):
         if scenario.groups.groups_per_user > 0:
             slots, distinct = synthetic_group_profile(scenario.groups, users)
             with_groups = 1.0
+            # K(u) / G + 1 is the mean size of u's G groups.
+            opened = slots.mean() / scenario.groups.groups_per_user + 1
             parts.append("groups from the round formula")
     elif scenario.groups.kind == "file":
         slots, distinct, with_groups = membership_profile(graph)
+        opened = opened_group_size(graph)
         parts.append("groups from the membership file")
     return GraphProfile(
-        users, in_degree, slots, distinct, with_groups, "; ".join(parts)
+        users, in_degree, slots, distinct, with_groups, "; ".join(parts), opened
     )
+
+
+def opened_group_size(graph: "SocialGraph") -> float:
+    """Mean size of the group a visit opens: a user in some group, then one of
+    its groups, each uniformly."""
+    members, groups = graph.members, graph.groups
+    joined = groups.degrees()
+    if members.rows == 0 or not joined.any():
+        return 0.0
+    sizes = members.degrees()
+    summed = np.bincount(
+        members.indices,
+        weights=np.repeat(sizes.astype(float), sizes),
+        minlength=graph.users,
+    )
+    inside = joined > 0
+    return float((summed[inside] / joined[inside]).mean())
 
 
 # Above this many (member, co-member) pairs, distinct co-members are not
@@ -441,7 +467,8 @@ class Stream:
 
     Jobs come in batches of `batch` jobs (a single job is a batch of one) at
     `rate` batches a second: a Poisson stream, or one batch per period when
-    `periodic` (the polls of one load slot).
+    `periodic` (the polls of one load slot). A job of a batch read costs one
+    draw of `service` per key it reads, `keys` keys (one when None).
     """
 
     op: str
@@ -449,10 +476,46 @@ class Stream:
     batch: Pmf
     service: LengthDistribution
     periodic: bool = False
+    keys: Pmf | None = None
 
     @property
     def jobs_per_second(self) -> float:
         return self.rate * self.batch.mean()
+
+    def moments(self) -> tuple[float, float]:
+        """E[S] and E[S^2] of one job: a sum of `keys` service draws has mean
+        E[K] m and second moment E[K] Var + E[K^2] m^2."""
+        mean, second = service_moments(self.service)
+        if self.keys is None:
+            return mean, second
+        keys = self.keys
+        return (
+            keys.mean() * mean,
+            keys.mean() * (second - mean**2) + keys.second_moment() * mean**2,
+        )
+
+    def job_service(self) -> LengthDistribution:
+        """One job's service law, its mean scaled by the keys it reads."""
+        if self.keys is None:
+            return self.service
+        return self.service.model_copy(
+            update={"mean": self.service.mean * self.keys.mean()}
+        )
+
+
+def shard_reads(keys: float, shards: int) -> tuple[float, Pmf]:
+    """A batch read of `keys` keys spread uniformly over `shards` shards.
+
+    Returns the share of shards it touches, 1 - (1 - 1/C)^k, and the law of
+    the keys read from a touched shard, Binomial(k, 1/C) given at least one.
+    """
+    count = round(keys)
+    if count <= 0:
+        return 0.0, Pmf.point(0)
+    per_shard = Pmf.binomial(count, 1.0 / shards)
+    touched = per_shard.values > 0
+    share = float(per_shard.probs[touched].sum())
+    return share, Pmf(per_shard.values[touched], per_shard.probs[touched] / share)
 
 
 def batch_wait(batch: Pmf, workers: int, service: LengthDistribution) -> float:
@@ -494,6 +557,9 @@ class TierEstimate:
     `jobs_per_second` is the whole tier's arrival rate; `utilisation` the
     share of worker time busy, above 1 when the tier is offered more than it
     can serve; waits are means per job in seconds, infinite past saturation.
+    `wait_probability` is the chance that a job finds every worker busy
+    (Erlang C of the mixed load) and `wait_ahead` the mean wait for the work
+    queued ahead of its batch.
     """
 
     tier: str
@@ -503,6 +569,27 @@ class TierEstimate:
     utilisation: float
     wait_mean: float
     wait_by_op: dict[str, float] = field(default_factory=dict)
+    wait_probability: float = 0.0
+    wait_ahead: float = 0.0
+
+    def wait_quantile(self, q: float) -> float:
+        """The q-quantile of the wait for the work queued ahead of a job.
+
+        The wait is 0 with probability 1 - P and exponential beyond, with the
+        mean `wait_ahead`: P(W > t) = P exp(-t P / wait_ahead). For Poisson
+        single jobs with exponential service that is Erlang C's law exactly,
+        P(W > t) = C(c, a) exp(-(c mu - lambda) t).
+
+        Limitation: waits behind the earlier jobs of one's own batch are not
+        in this quantile, and for other arrival or service laws the tail is
+        the exponential one fitted to the mean.
+        """
+        if self.utilisation >= 1:
+            return math.inf
+        if self.wait_probability <= 1 - q or self.wait_ahead <= 0:
+            return 0.0
+        scale = self.wait_ahead / self.wait_probability
+        return scale * math.log(self.wait_probability / (1 - q))
 
     @property
     def queue_mean(self) -> float:
@@ -536,7 +623,7 @@ def tier_estimate(
     if total == 0:
         zero = {stream.op: 0.0 for stream in streams}
         return TierEstimate(tier, servers, workers, 0.0, 0.0, 0.0, zero)
-    moments = np.array([service_moments(stream.service) for stream in streams])
+    moments = np.array([stream.moments() for stream in streams])
     mean = float(rates @ moments[:, 0]) / total
     second = float(rates @ moments[:, 1]) / total
     offered = total * mean
@@ -544,7 +631,15 @@ def tier_estimate(
     if utilisation >= 1:
         saturated = {stream.op: math.inf for stream in streams}
         return TierEstimate(
-            tier, servers, workers, total * servers, utilisation, math.inf, saturated
+            tier,
+            servers,
+            workers,
+            total * servers,
+            utilisation,
+            math.inf,
+            saturated,
+            1.0,
+            math.inf,
         )
 
     # The queue ahead of a batch, from the whole mix of streams.
@@ -563,8 +658,9 @@ def tier_estimate(
     batch_factor = float(rates @ (variance + moments[:, 0] ** 2 * size_bias)) / float(
         rates @ moments[:, 1]
     )
+    waiting = erlang_c(workers, offered)
     ahead = (
-        erlang_c(workers, offered)
+        waiting
         * mean
         / (workers - offered)
         * (arrival_scv + service_scv)
@@ -573,12 +669,22 @@ def tier_estimate(
     )
 
     waits = {
-        stream.op: _resolved(ahead + batch_wait(stream.batch, workers, stream.service))
+        stream.op: _resolved(
+            ahead + batch_wait(stream.batch, workers, stream.job_service())
+        )
         for stream in streams
     }
     wait_mean = float(rates @ np.array(list(waits.values()))) / total
     return TierEstimate(
-        tier, servers, workers, total * servers, utilisation, wait_mean, waits
+        tier,
+        servers,
+        workers,
+        total * servers,
+        utilisation,
+        wait_mean,
+        waits,
+        waiting,
+        _resolved(ahead),
     )
 
 
@@ -652,11 +758,11 @@ def estimate(scenario: Scenario, profile: GraphProfile) -> Estimate:
     The strategies are those a run would simulate: the friend strategies,
     and the group strategies when there are groups.
 
-    Limitation: the status cache and relation db tiers, the group strategies
-    push_dedup and poll, status switches, invisible logins, abrupt
-    disconnects, faults and system messages have no prediction yet; every
-    session is taken to begin with a visible login and end with a visible
-    logout.
+    Limitation: the group strategies push_dedup and poll, status switches,
+    invisible logins, abrupt disconnects, faults and system messages have no
+    prediction yet; every session is taken to begin with a visible login and
+    end with a visible logout, and every lazy pull to load its member list
+    (`member_list_ttl` and `group_refresh_interval` are left out).
     """
     population = scenario.population
     session, p = population.session, population.online_fraction
@@ -727,6 +833,42 @@ class _Context:
             ),
         ]
 
+    def cache_tier(self, *extra: Stream) -> TierEstimate:
+        """The status cache: every change's status write and every login's
+        batch read of the friend list, one job per shard it touches, plus
+        the strategy's own reads."""
+        cache = self.scenario.tiers.cache
+        touched, keys = shard_reads(self.profile.in_degree.mean(), cache.servers)
+        streams = [
+            Stream("set", self.changes / cache.servers, Pmf.point(1), cache.set),
+            Stream(
+                "login_read", self.logins * touched, Pmf.point(1), cache.get, keys=keys
+            ),
+            *extra,
+        ]
+        return tier_estimate("cache", cache.servers, cache.workers, streams)
+
+    def reads(self, op: str, per_second: float, keys: float, periodic: bool) -> Stream:
+        """A strategy's batch reads of `keys` keys each, `per_second` of them,
+        as jobs at one cache shard."""
+        cache = self.scenario.tiers.cache
+        touched, per_shard = shard_reads(keys, cache.servers)
+        return Stream(
+            op,
+            per_second * touched,
+            Pmf.point(1),
+            cache.get,
+            periodic=periodic,
+            keys=per_shard,
+        )
+
+    def db_tier(self, *extra: Stream) -> TierEstimate:
+        """The relation db: a friend-list load per login, plus the strategy's
+        own loads."""
+        db = self.scenario.tiers.db
+        friends = Stream("friends", self.logins / db.servers, Pmf.point(1), db.friends)
+        return tier_estimate("db", db.servers, db.workers, [friends, *extra])
+
     def write_time(self) -> float:
         """From a change to the end of its presence work, averaged over
         logins (request, hop, login) and logouts (change)."""
@@ -785,7 +927,7 @@ def _push(
         latency,
         math.nan,
         math.nan,
-        [gateway, presence],
+        [gateway, presence, context.cache_tier(), context.db_tier()],
     )
 
 
@@ -872,6 +1014,14 @@ def _friend_poll(context: _Context) -> StrategyEstimate:
         return Pmf.binomial(round(users / servers), share)
 
     tiers = _requests(context, "poll", polls, per_slot, periodic=True)
+    # Each poll reads all its friends' statuses; the simulator takes the reads
+    # of one slot as work spread over the cache workers, close to a regular
+    # stream of single reads.
+    friends = context.profile.in_degree.mean()
+    tiers += [
+        context.cache_tier(context.reads("poll_read", polls, friends, True)),
+        context.db_tier(),
+    ]
     return StrategyEstimate(
         "friends",
         "poll",
@@ -895,6 +1045,15 @@ def _group_lazy_pull(context: _Context) -> StrategyEstimate:
     tiers = _requests(
         context, "pull", visits, lambda _servers: Pmf.point(1), periodic=False
     )
+    # Each pull loads the group's member list and reads every member's status.
+    db = context.scenario.tiers.db
+    members = Stream("members", visits / db.servers, Pmf.point(1), db.members)
+    tiers += [
+        context.cache_tier(
+            context.reads("pull_read", visits, profile.opened_group_size, False)
+        ),
+        context.db_tier(members),
+    ]
     return StrategyEstimate(
         "groups",
         "lazy_pull",
