@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -426,6 +427,11 @@ def _cell(row: dict[str, Any], key: str, shape: Callable[[Any], str]) -> str:
     return f"{text}±{shape(high - row[key])}"
 
 
+def _log_width() -> int | None:
+    """A log is no terminal: give wide tables the room their names need."""
+    return None if console.is_terminal else 120
+
+
 def _count(value: float) -> str:
     if isinstance(value, str):
         return value
@@ -442,6 +448,256 @@ def _seconds(value: float) -> str:
     if 0 < value < 1e-6:
         return "<1us"
     return "-" if math.isnan(value) else format_duration(float(f"{value:.3g}"))
+
+
+TargetUsers = Annotated[
+    int | None,
+    typer.Option(
+        "--target-users",
+        help="Population to plan for (default: capacity.target_users).",
+    ),
+]
+SimulatedUsers = Annotated[
+    int | None,
+    typer.Option(
+        "--simulated-users",
+        help="Users to simulate (default: capacity.simulated_users, else the "
+        "population, at most 100,000).",
+    ),
+]
+
+
+@app.command()
+@user_errors
+def plan(
+    scenario_file: ScenarioFile,
+    target_users: TargetUsers = None,
+    simulated_users: SimulatedUsers = None,
+    overrides: Overrides = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default reports/<scenario>/plan-<time>)."),
+    ] = None,
+) -> None:
+    """Plan the fewest servers per tier meeting the scenario's SLOs at a
+    target size, by formula and simulation."""
+    from datetime import UTC, datetime
+
+    from sim.capacity import make_plan, plan_settings
+    from sim.capacity_report import (
+        SERVER_COLUMNS,
+        STRATEGY_HEADER,
+        advise,
+        scaling_notes,
+        strategy_rows,
+        write_plan,
+    )
+    from sim.output import check_out_dir
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file, overrides)
+    settings = plan_settings(scenario, target_users, simulated_users)
+    if out is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        out = Path("reports") / scenario.slug / f"plan-{stamp}"
+    out = check_out_dir(out)
+    with _run_progress() as progress:
+        result = make_plan(scenario, settings, progress)
+    out_dir = write_plan(result, out)
+
+    # Servers, then the figures at the target size: two tables that each
+    # fit a narrow terminal.
+    rows = strategy_rows(result)
+    titles = (
+        f"Servers for {settings.target_users:,} users (simulated "
+        f"{settings.simulated_users:,}, scale factor {settings.scale:.6g})",
+        "At the target size",
+    )
+    parts = (
+        list(range(SERVER_COLUMNS)),
+        [0, *range(SERVER_COLUMNS, len(STRATEGY_HEADER))],
+    )
+    for title, columns in zip(titles, parts, strict=True):
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for index in columns:
+            name = STRATEGY_HEADER[index]
+            table.add_column(
+                name,
+                justify="left" if name == "SLO" else "right",
+                no_wrap=name != "SLO",
+            )
+        for row in rows:
+            table.add_row(*(escape(row[index]) for index in columns))
+        console.print(table, width=_log_width())
+    for item in advise(result):
+        console.print(
+            f"[bold]{item.audience.capitalize()}:[/] {escape(item.text)}",
+            highlight=False,
+        )
+    console.print()
+    for note in scaling_notes(result):
+        console.print(f"- {escape(note)}", highlight=False)
+    console.print(
+        f"{result.runs} run{'s' if result.runs != 1 else ''} in "
+        f"{result.wall_seconds:.0f} s; wrote [bold]{escape(str(out_dir))}[/] "
+        "(report.md, tables/plan.csv, tables/plan.parquet)"
+    )
+
+
+@contextmanager
+def _run_progress() -> Iterator[Callable[[int, float], None]]:
+    """A progress bar per simulation run of a plan or check."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% simulated time"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        tasks: dict[int, Any] = {}
+
+        def update(run: int, done: float) -> None:
+            if run not in tasks:
+                tasks[run] = progress.add_task(f"run {run}", total=1.0)
+            progress.update(tasks[run], completed=done)
+
+        yield update
+
+
+@app.command()
+@user_errors
+def baseline(
+    scenario_file: ScenarioFile,
+    out: Annotated[
+        Path, typer.Option(help="Baseline file to write, e.g. baselines/NAME.json.")
+    ],
+    target_users: TargetUsers = None,
+    simulated_users: SimulatedUsers = None,
+    overrides: Overrides = None,
+) -> None:
+    """Run a scenario (and plan it) and write the figures a CI gate watches."""
+    import json
+
+    from sim.baseline import make_baseline, measure
+    from sim.output import write_file
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file, overrides)
+    target = target_users or scenario.capacity.target_users
+    if out.is_dir():
+        raise PresenceSimError(f"--out: {out} is a folder; give a file name")
+    with _run_progress() as progress:
+        result, plan = measure(
+            scenario, target, simulated_users, lambda done: progress(0, done)
+        )
+    data = make_baseline(result, plan, str(scenario_file), overrides or [])
+    write_file(out, json.dumps(data, indent=2) + "\n")
+    if plan is None:
+        console.print(
+            "no target size (--target-users or capacity.target_users): planned "
+            "servers are not watched"
+        )
+    console.print(
+        f"wrote [bold]{escape(str(out))}[/]: {len(data['metrics'])} metrics of "
+        f"'{escape(scenario.name)}', seed {scenario.seed}"
+    )
+
+
+@app.command()
+@user_errors
+def check(
+    scenario_file: ScenarioFile,
+    baseline_file: Annotated[
+        Path, typer.Option("--baseline", help="Baseline file to compare with.")
+    ],
+    tolerance: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="METRIC=TOLERANCE overriding the baseline's, e.g. "
+            "'friends.push.n_mean=2%' or '*.latency_p99_s=5%,1ms' (repeatable; "
+            "METRIC may use * and ?).",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write a JUnit XML report here.")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Re-run a scenario and compare it with a baseline: exit 0 when every
+    metric holds, 1 when any moved beyond its tolerance."""
+    from sim.baseline import (
+        compare,
+        junit_xml,
+        measure,
+        read_baseline,
+        setting_changes,
+        tolerance_options,
+        versions,
+        watched_figures,
+    )
+    from sim.output import write_file
+    from sim.scenario import load_scenario
+
+    data = read_baseline(baseline_file)
+    chosen = tolerance_options(tolerance or [])
+    scenario = load_scenario(scenario_file, overrides)
+    if junit is not None and junit.is_dir():
+        raise PresenceSimError(f"--junit: {junit} is a folder; give a file name")
+    compare(data, {}, chosen)
+    planned = data.get("plan") or {}
+    with _run_progress() as progress:
+        result, plan = measure(
+            scenario,
+            planned.get("target_users"),
+            planned.get("simulated_users"),
+            lambda done: progress(0, done),
+        )
+    rows = compare(data, watched_figures(result, plan), chosen)
+
+    for change in setting_changes(
+        data.get("settings", {}), scenario.model_dump(mode="json")
+    ):
+        console.print(f"scenario differs from the baseline's: {escape(change)}")
+    now = versions()
+    for name, was in data.get("versions", {}).items():
+        if now.get(name) != was:
+            console.print(
+                f"{name} {now.get(name)} differs from the baseline's {was}; "
+                "numbers may move slightly"
+            )
+    table = Table(title=f"Check against {baseline_file}", box=box.SIMPLE_HEAD)
+    table.add_column("metric", no_wrap=True)
+    for title in ("baseline", "now", "change", "tolerance", "verdict"):
+        table.add_column(title, justify="right", no_wrap=True)
+    for row in rows:
+        verdict = "ok" if row.holds else f"[bold red]{row.verdict}[/]"
+        table.add_row(
+            row.metric,
+            f"{row.baseline:.6g}",
+            "-" if row.now is None else f"{row.now:.6g}",
+            row.change,
+            row.describe_tolerance(),
+            verdict,
+        )
+    console.print(table, width=_log_width())
+    if junit is not None:
+        properties = {
+            "baseline": str(baseline_file),
+            "scenario": scenario.name,
+            "seed": str(scenario.seed),
+        }
+        suite = f"presence-sim check {scenario.name}"
+        write_file(junit, junit_xml(rows, suite, properties))
+        console.print(f"wrote [bold]{escape(str(junit))}[/]")
+    moved = [row.metric for row in rows if not row.holds]
+    if moved:
+        console.print(
+            f"[bold red]{len(moved)} of {len(rows)} metrics moved beyond their "
+            f"tolerance:[/] {escape(', '.join(moved))}"
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(rows)} metrics hold[/]")
 
 
 def main() -> None:

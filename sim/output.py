@@ -164,6 +164,27 @@ def write_report(run_dir: Path) -> Path:
     return run_dir
 
 
+def write_file(path: Path, text: str) -> Path:
+    """Write a text file through a temporary file renamed over it, so that a
+    reader never sees half of it."""
+    path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        raise PresenceSimError(f"{path} is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _move_into_place(staging: Path, out_dir: Path) -> None:
     if out_dir.exists():
         # Swap the old folder out first, so a failure leaves one whole copy.

@@ -306,6 +306,39 @@ class Metrics(_Section):
     )
 
 
+OptionalSeconds = Annotated[
+    float | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))
+]
+
+
+class Slo(_Section):
+    """Service-level objectives a capacity plan must meet; `null` switches one
+    off.
+
+    `utilisation` bounds every tier's share of busy worker time over the
+    busiest `peak_window`; `propagation_p99` the time from a change to an
+    observer's view (for strategies that send changes); `login_p99` the time
+    from a login to a consistent view; `wait_p99` the queueing wait of a job
+    at any one tier.
+    """
+
+    utilisation: float = Field(0.7, gt=0, lt=1, allow_inf_nan=False)
+    peak_window: PositiveSeconds = 60.0
+    propagation_p99: OptionalSeconds = Field(1.0, gt=0)
+    login_p99: OptionalSeconds = Field(2.0, gt=0)
+    wait_p99: OptionalSeconds = Field(None, gt=0)
+
+
+class Capacity(_Section):
+    """How `presence-sim plan` sizes the tiers: for `target_users`, from a
+    simulation of `simulated_users` (default: the population, at most
+    100,000), with at most `runs` simulations in the search."""
+
+    target_users: int | None = Field(None, ge=2, le=100_000_000_000)
+    simulated_users: int | None = Field(None, ge=2, le=2_000_000_000)
+    runs: int = Field(4, ge=1, le=20)
+
+
 class Scenario(_Section):
     """Everything one run needs, with the defaults of the reference article."""
 
@@ -340,6 +373,8 @@ class Scenario(_Section):
         description="dotted scenario key -> values; `presence-sim sweep` runs "
         "every combination",
     )
+    slo: Slo = Slo()
+    capacity: Capacity = Capacity()
 
     @field_validator("sweep")
     @classmethod
@@ -391,6 +426,11 @@ class Scenario(_Section):
             )
         if self.warmup >= self.duration:
             raise ValueError("warmup must be shorter than duration")
+        if self.slo.peak_window < self.metrics.slot:
+            raise ValueError(
+                "slo.peak_window must be at least metrics.slot "
+                f"({self.metrics.slot:g} s); the busiest window is made of slots"
+            )
         for index, fault in enumerate(self.faults):
             begins = fault.at if isinstance(fault, GatewayCrash) else fault.start
             field = "at" if isinstance(fault, GatewayCrash) else "start"

@@ -14,8 +14,10 @@ same joint law; for fixed service times they give the same numbers.
 
 Limitation: a request that crosses several tiers is computed when it starts,
 each tier being asked for the time the request will reach it; work that
-starts later but reaches the same server earlier queues behind it, so FIFO
-order across such requests holds only to within the chain's own delay.
+starts later but reaches the same server earlier runs in the idle time before
+the earlier-placed job when it fits there (see `Tier.serve_one`), and
+otherwise queues behind it, so FIFO order across such requests holds only to
+within the chain's own delay. Batches do not use that idle time.
 """
 
 import bisect
