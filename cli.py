@@ -427,9 +427,10 @@ def _cell(row: dict[str, Any], key: str, shape: Callable[[Any], str]) -> str:
     return f"{text}±{shape(high - row[key])}"
 
 
-def _log_width() -> int | None:
-    """A log is no terminal: give wide tables the room their names need."""
-    return None if console.is_terminal else 120
+def _wide() -> Console:
+    """Where wide tables go: a log is no terminal, so they get the room their
+    names need there instead of the 80 columns assumed for one."""
+    return console if console.is_terminal else Console(width=120)
 
 
 def _count(value: float) -> str:
@@ -528,7 +529,7 @@ def plan(
             )
         for row in rows:
             table.add_row(*(escape(row[index]) for index in columns))
-        console.print(table, width=_log_width())
+        _wide().print(table)
     for item in advise(result):
         console.print(
             f"[bold]{item.audience.capitalize()}:[/] {escape(item.text)}",
@@ -680,7 +681,7 @@ def check(
             row.describe_tolerance(),
             verdict,
         )
-    console.print(table, width=_log_width())
+    _wide().print(table)
     if junit is not None:
         properties = {
             "baseline": str(baseline_file),
