@@ -152,6 +152,11 @@ def write_report(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     summary, tables = read_run(run_dir)
+    if summary.get("kind") == "plan":
+        raise PresenceSimError(
+            f"{run_dir}: a capacity plan, whose report.md `presence-sim plan` "
+            "writes; `report` redraws the reports of runs"
+        )
     staging = Path(tempfile.mkdtemp(prefix=".report.", dir=run_dir))
     try:
         render_report(summary, tables, staging)
