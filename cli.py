@@ -165,14 +165,7 @@ def run(
         return
 
     target = check_out_dir(out) if out is not None else None
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}% simulated time"),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    ) as progress:
+    with _simulated_time_bar() as progress:
         task = progress.add_task(f"running {scenario.name}", total=1.0)
         result = run_scenario(
             scenario, progress=lambda done: progress.update(task, completed=done)
@@ -548,14 +541,7 @@ def plan(
 @contextmanager
 def _run_progress() -> Iterator[Callable[[int, float], None]]:
     """A progress bar per simulation run of a plan or check."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}% simulated time"),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    ) as progress:
+    with _simulated_time_bar() as progress:
         tasks: dict[int, Any] = {}
 
         def update(run: int, done: float) -> None:
@@ -699,6 +685,18 @@ def check(
         )
         raise typer.Exit(1)
     console.print(f"[green]all {len(rows)} metrics hold[/]")
+
+
+def _simulated_time_bar() -> Progress:
+    """A transient bar over simulated time, on the error stream."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% simulated time"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    )
 
 
 def main() -> None:

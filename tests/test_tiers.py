@@ -9,18 +9,8 @@ from sim.tiers import Tier
 
 def _per_message_fifo(batches, servers: int, workers: int, service: float):
     """One job at a time: each takes the earliest free worker of its server."""
-    free = [[0.0] * workers for _ in range(servers)]
-    finishes = []
-    for time, targets in batches:
-        out = []
-        for server in targets:
-            row = free[server]
-            worker = min(range(workers), key=row.__getitem__)
-            start = max(time, row[worker])
-            row[worker] = start + service
-            out.append(row[worker])
-        finishes.append(np.array(out))
-    return finishes
+    timed = [(time, targets, service) for time, targets in batches]
+    return _per_message_mixed(timed, servers, workers)
 
 
 def _tier(servers: int, workers: int, service: LengthDistribution, seed: int = 0):
