@@ -421,6 +421,8 @@ class Bracket:
             self.low = max(self.low, self.now + 1)
         if passed:
             self.high = self.now if self.high is None else min(self.high, self.now)
+        if self.high is not None:
+            # A count seen to pass stays possible, whatever a later run blamed.
             self.low = min(self.low, self.high)
         if self.high is not None:
             self.now = (self.low + self.high) // 2
@@ -600,6 +602,7 @@ class Search:
             servers = {name: tier.servers for name, tier in strategy.tiers.items()}
             reading = reader.strategy(strategy)
             verdict = judge(reading, self.scenario)
+            self._shift_blame(verdict, reading, self.brackets[key])
             trial = Trial(self.runs, servers, reading, verdict)
             self.trials.append((key, trial))
             self.latest[key] = trial
@@ -615,6 +618,27 @@ class Search:
                     bound=utilisation_bound(reading.tiers[name], limit),
                     growth=verdict.growth(name),
                 )
+
+    @staticmethod
+    def _shift_blame(
+        verdict: Verdict, reading: StrategyReading, brackets: dict[str, Bracket]
+    ) -> None:
+        """A missed latency objective is not put on a tier at a count already
+        seen to pass when another tier is being tried below the count it
+        passed at: that one, of those, with the longest waits, is the
+        likelier cause."""
+        blamed = verdict.blamed
+        if blamed is None or brackets[blamed].now != brackets[blamed].high:
+            return
+        lowered = [
+            name
+            for name, bracket in brackets.items()
+            if bracket.high is not None and bracket.now < bracket.high
+        ]
+        if lowered:
+            culprit = max(lowered, key=lambda name: reading.tiers[name].wait_p99)
+            verdict.excess[culprit] = verdict.excess.pop(blamed)
+            verdict.blamed = culprit
 
     def plan(self) -> Plan:
         servers, confirmed, chosen = {}, {}, {}

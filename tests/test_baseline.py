@@ -76,19 +76,23 @@ def test_check_passes_against_its_own_fresh_baseline(gate):
     assert f"all {count} metrics hold" in result.stdout
 
 
-def test_check_fails_naming_the_metric_when_poll_interval_is_halved(gate, tmp_path):
+def check_with_poll_interval_halved(gate, *options: str):
     scenario, baseline = gate
-    junit = tmp_path / "junit.xml"
-    result = cli(
+    return cli(
         "check",
         str(scenario),
         "--baseline",
         str(baseline),
         "--set",
         "strategies.poll_interval=15s",
-        "--junit",
-        str(junit),
+        *options,
     )
+
+
+def test_check_fails_naming_the_metric_when_poll_interval_is_halved(gate, tmp_path):
+    _, baseline = gate
+    junit = tmp_path / "junit.xml"
+    result = check_with_poll_interval_halved(gate, "--junit", str(junit))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "strategies.poll_interval: 30.0 -> 15.0" in result.stdout
     moved = result.stdout.split("beyond their tolerance:")[1]
@@ -114,17 +118,7 @@ def test_check_fails_naming_the_metric_when_poll_interval_is_halved(gate, tmp_pa
 
 
 def test_a_wider_tolerance_on_the_command_line_lets_the_move_pass(gate):
-    scenario, baseline = gate
-    result = cli(
-        "check",
-        str(scenario),
-        "--baseline",
-        str(baseline),
-        "--set",
-        "strategies.poll_interval=15s",
-        "--tolerance",
-        "friends.poll.*=150%",
-    )
+    result = check_with_poll_interval_halved(gate, "--tolerance", "friends.poll.*=150%")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

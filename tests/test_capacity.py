@@ -12,6 +12,10 @@ from sim.analytic import erlang_c
 from sim.capacity import (
     Bracket,
     PlanSettings,
+    Search,
+    StrategyReading,
+    TierReading,
+    Verdict,
     make_plan,
     plan_settings,
     scale_model,
@@ -330,3 +334,30 @@ def test_seed_plan_at_a_hundred_million_users_in_full():
     assert plan.servers[("groups", "push")]["gateway"] == 64
     assert sum(plan.servers[("groups", "lazy_pull")].values()) == 12
     assert all(plan.confirmed.values())
+
+
+def test_blame_for_a_missed_latency_moves_to_the_tier_being_lowered():
+    # The gateway passed at 5 and is tried at 5 again; the presence tier,
+    # which passed at 4, is tried at 3. A missed login objective blamed on the
+    # gateway's longer waits goes to the presence tier instead.
+    brackets = {
+        "gateway": Bracket(now=5, low=5, high=5),
+        "presence": Bracket(now=3, low=2, high=4),
+    }
+    verdict = Verdict(blamed="gateway", misses=["login"], excess={"gateway": 1.5})
+    reading = StrategyReading(
+        {
+            "gateway": TierReading(5, 8, 0.5, 0.5, 0.004, 1.0),
+            "presence": TierReading(3, 8, 0.6, 0.6, 0.002, 1.0),
+        },
+        math.nan,
+        True,
+        3.0,
+        math.nan,
+        0.0,
+        0.0,
+        0.0,
+    )
+    Search._shift_blame(verdict, reading, brackets)
+    assert verdict.blamed == "presence"
+    assert verdict.excess == {"presence": 1.5}
