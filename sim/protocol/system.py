@@ -51,9 +51,13 @@ class SystemBroadcastBase(Strategy):
         done = gateway.serve_one(
             at_gateway + self.hop, int(gateway.server_of(user)), "deliver"
         )
+        broadcast.requests += 1
+        self.delivered(broadcast, user, done)
+
+    def delivered(self, broadcast: Broadcast, user: int, done: float) -> None:
+        """Count one copy of a message reaching `user`, sent off at `done`."""
         broadcast.received[user] = True
         broadcast.delay.add_one(done + self.hop - broadcast.message.at)
-        broadcast.requests += 1
         self.metrics.messages += 1
         self.metrics.bytes += self.sizes.header_bytes + self.sizes.system_bytes
 
@@ -103,9 +107,7 @@ class SystemPush(SystemBroadcastBase):
                 done = gateway.serve_one(
                     event.time, int(gateway.server_of(event.user)), "deliver"
                 )
-                broadcast.received[event.user] = True
-                broadcast.delay.add_one(done + self.hop - broadcast.message.at)
-                self.metrics.messages += 1
+                self.delivered(broadcast, event.user, done)
 
     def junk(self, broadcast: Broadcast) -> int:
         return int(broadcast.pending.sum())
