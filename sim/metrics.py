@@ -9,6 +9,12 @@ import math
 
 import numpy as np
 
+# The default bins: 100 per decade over 16 decades from 0.1 microseconds.
+LOW = 1e-7
+DECADES = 16
+PER_DECADE = 100
+BINS = DECADES * PER_DECADE
+
 
 class LogHistogram:
     """Counts of positive values in log-spaced bins, plus their exact sum.
@@ -18,7 +24,9 @@ class LogHistogram:
     the first bin.
     """
 
-    def __init__(self, low: float = 1e-7, decades: int = 16, per_decade: int = 100):
+    def __init__(
+        self, low: float = LOW, decades: int = DECADES, per_decade: int = PER_DECADE
+    ):
         self.low = low
         self.per_decade = per_decade
         self.bins = decades * per_decade
@@ -28,6 +36,18 @@ class LogHistogram:
         # Small arrays are binned together once enough have arrived.
         self._pending: list[np.ndarray] = []
         self._pending_size = 0
+
+    @classmethod
+    def from_counts(
+        cls, counts: np.ndarray, total: float, count: int
+    ) -> "LogHistogram":
+        """A histogram of the default bins holding `counts`, whose values sum
+        to `total`."""
+        histogram = cls()
+        histogram._counts = counts.astype(np.int64, copy=True)
+        histogram.total = float(total)
+        histogram.count = int(count)
+        return histogram
 
     @property
     def counts(self) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
+from sim.fanout import connected_members
 from sim.graph import SocialGraph
 from sim.scenario import Scenario
 from sim.workload import (
@@ -163,9 +164,14 @@ class Event:
         """Connected members of each of the user's groups, once per group."""
         if self._groups is None:
             graph = self.world.graph
-            members = graph.members.gather(graph.groups.row(self.user))
-            keep = self.world.connected[members] & (members != self.user)
-            self._groups = members[keep]
+            self._groups = connected_members(
+                graph.groups.indptr,
+                graph.groups.indices,
+                graph.members.indptr,
+                graph.members.indices,
+                self.user,
+                self.world.connected,
+            )
         return self._groups
 
 

@@ -5,8 +5,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from sim.graph import Csr
 from sim.metrics import StrategyMetrics
 from sim.model import Event, World
+from sim.protocol.chains import LOGIN_OPS, login_chain, read_statuses, status_write
 from sim.tiers import Tier
 from sim.workload import INVISIBLE, LOGIN
 
@@ -41,6 +43,14 @@ class Strategy:
         self._beats_per_client = world.scenario.metrics.slot / heartbeat.interval
         self._present = world.present_on(tiers["gateway"].servers)
         self._beat_carry = np.zeros(tiers["gateway"].servers)
+        self._login_ops = np.array(
+            [tiers[tier].op_index(op) for tier, op in LOGIN_OPS], dtype=np.int64
+        )
+        self._random_login = any(op in tiers[tier].random_ops for tier, op in LOGIN_OPS)
+        self._write_ops = (
+            tiers["presence"].op_index("change"),
+            tiers["cache"].op_index("set"),
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -85,21 +95,28 @@ class Strategy:
         Returns when the presence tier has processed the login, from which a
         fan-out of the login can start.
         """
-        gateway, presence = self.tiers["gateway"], self.tiers["presence"]
-        cache, db = self.tiers["cache"], self.tiers["db"]
-        hop = self.hop
-        at_gateway = gateway.serve_one(time, int(gateway.server_of(user)), "request")
-        ready = presence.serve_one(
-            at_gateway + hop, int(presence.server_of(user)), "login"
+        tiers = self.tiers
+        friends = self.world.graph.friends
+        degree = int(friends.indptr[user + 1] - friends.indptr[user])
+        if self._random_login:
+            for tier, op in LOGIN_OPS:
+                tiers[tier].reserve(op, degree if op == "get" else 1)
+        ready, read, shown = login_chain(
+            tiers["gateway"].state,
+            tiers["presence"].state,
+            tiers["cache"].state,
+            tiers["db"].state,
+            self._login_ops,
+            friends.indptr,
+            friends.indices,
+            user,
+            time,
+            self.hop,
+            self.world.env.now,
         )
-        cache.serve_one(ready + hop, int(cache.server_of(user)), "set")
-        listed = db.serve_one(ready + hop, int(db.server_of(user)), "friends")
-        friends = self.world.graph.friends.row(user)
-        read = self.read_statuses(listed + hop, friends)
-        shown = gateway.serve_one(read + hop, int(gateway.server_of(user)), "deliver")
         if self.counting(time):
-            self.metrics.login.add_one(shown + hop - time)
-            self.metrics.bytes += self.sizes.header_bytes + len(friends) * (
+            self.metrics.login.add_one(shown + self.hop - time)
+            self.metrics.bytes += self.sizes.header_bytes + degree * (
                 self.sizes.status_bytes
             )
         if self.world.watched_observer[user]:
@@ -110,22 +127,34 @@ class Strategy:
         """The presence tier applies a status change and writes it to the
         cache; returns when the presence tier is done."""
         presence, cache = self.tiers["presence"], self.tiers["cache"]
-        ready = presence.serve_one(time, int(presence.server_of(user)), "change")
-        cache.serve_one(ready + self.hop, int(cache.server_of(user)), "set")
-        return ready
+        presence.reserve("change", 1)
+        cache.reserve("set", 1)
+        return status_write(
+            presence.state,
+            cache.state,
+            self._write_ops[0],
+            self._write_ops[1],
+            user,
+            time,
+            self.hop,
+            self.world.env.now,
+        )
 
-    def read_statuses(self, time: float, keys: np.ndarray) -> float:
-        """One batch read of the keys' statuses: one request to each cache
-        shard holding some of them, costing one `get` per key; returns when
-        the slowest shard has answered."""
-        if len(keys) == 0:
-            return time
+    def read_statuses(self, time: float, keys: Csr, row: int) -> float:
+        """One batch read of the statuses of the keys in `row` of `keys`:
+        one request to each cache shard holding some of them, costing one
+        `get` per key; returns when the slowest shard has answered."""
         cache = self.tiers["cache"]
-        per_shard = np.bincount(cache.server_of(keys), minlength=cache.servers)
-        done = time
-        for shard in np.flatnonzero(per_shard).tolist():
-            done = max(done, cache.serve_one(time, shard, "get", int(per_shard[shard])))
-        return done
+        cache.reserve("get", int(keys.indptr[row + 1] - keys.indptr[row]))
+        return read_statuses(
+            cache.state,
+            cache.op_index("get"),
+            keys.indptr,
+            keys.indices,
+            row,
+            time,
+            self.world.env.now,
+        )
 
     def heartbeats(self, start: float) -> None:
         """Every connected client's heartbeats in this slot reach its gateway.

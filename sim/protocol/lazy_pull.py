@@ -62,14 +62,14 @@ class GroupLazyPull(Strategy):
             self._list_loaded[group] = time
             if self.counting(time):
                 self.list_loads += 1
-        members = self.world.graph.members.row(group)
-        read = self.read_statuses(ready + hop, members)
+        members = self.world.graph.members
+        read = self.read_statuses(ready + hop, members, group)
         gateway.serve_one(read + hop, int(gateway.server_of(user)), "deliver")
         if self.world.watched_visit(index):
             self.pulls.append((index, read))
         if self.counting(time):
             self.metrics.requests += 1
             self.metrics.messages += 1
-            self.metrics.bytes += 2 * self.sizes.header_bytes + len(members) * (
-                self.sizes.status_bytes
-            )
+            self.metrics.bytes += 2 * self.sizes.header_bytes + int(
+                members.indptr[group + 1] - members.indptr[group]
+            ) * (self.sizes.status_bytes)

@@ -2,10 +2,16 @@
 
 import numpy as np
 
+from sim.fanout import keys_per_shard
+from sim.graph import Csr
 from sim.model import Event, World
 from sim.protocol.base import Strategy
 from sim.randomness import stream
 from sim.tiers import Tier
+
+# The second CSR of a poller whose keys are one row of the first.
+NO_INDPTR = np.zeros(0, dtype=np.int64)
+NO_INDICES = np.zeros(0, dtype=np.int32)
 
 
 class Poll(Strategy):
@@ -44,13 +50,22 @@ class Poll(Strategy):
         self.phase = rng.random(world.graph.users) * interval
         self._by_phase = np.argsort(self.phase, kind="stable")
         self._sorted_phase = self.phase[self._by_phase]
-        self._changed_at = np.full(world.graph.users, -np.inf)
+        # When a key of each user last changed: its poll has news if later
+        # than its previous poll.
+        self._news_at = np.full(world.graph.users, -np.inf)
+        self._shard_keys: np.ndarray | None = None
 
     def observers(self, event: Event) -> np.ndarray:
         raise NotImplementedError
 
-    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The keys each poller reads, concatenated, and how many each."""
+    def key_holders(self, event: Event) -> np.ndarray:
+        """Every user (connected or not) that has the event's user among its
+        keys."""
+        raise NotImplementedError
+
+    def key_rows(self) -> tuple[Csr, Csr | None]:
+        """Where a poller's keys are: its row of the first CSR, or, with a
+        second CSR, the rows of the second that its row of the first names."""
         raise NotImplementedError
 
     def next_poll(self, users: np.ndarray, time: float) -> np.ndarray:
@@ -62,7 +77,7 @@ class Poll(Strategy):
         return self.world.workload.sessions.end[self.world.session[users]]
 
     def on_change(self, event: Event, ready: float) -> None:
-        self._changed_at[event.user] = event.time
+        self._news_at[self.key_holders(event)] = event.time
         if not self.counting(event.time):
             return
         observers = self.observers(event)
@@ -98,18 +113,14 @@ class Poll(Strategy):
         hop = self.hop
         gateway.serve(start, gateway.server_of(users), "request")
         presence.serve(start + hop, presence.server_of(users), "poll")
-        keys, sizes = self.targets(users)
         # Each poll sends one batch read to every shard holding its keys; the
         # reads are taken by the cache as a fluid.
-        shards = cache.server_of(keys)
-        owners = np.repeat(np.arange(len(users)), sizes)
-        touched = np.bincount(
-            owners * cache.servers + shards, minlength=len(users) * cache.servers
-        )
+        held = self._keys_per_shard(cache.servers)[users]
+        keys = held.sum(axis=0, dtype=np.int64)
         cache.absorb(
             start + 2 * hop,
-            (touched.reshape(len(users), cache.servers) > 0).sum(axis=0),
-            np.bincount(shards, minlength=cache.servers) * cache.mean_service("get"),
+            (held > 0).sum(axis=0),
+            keys * cache.mean_service("get"),
             "get",
         )
         gateway.serve(start + 3 * hop, gateway.server_of(users), "deliver")
@@ -120,15 +131,27 @@ class Poll(Strategy):
         # (or its login, if that came later).
         poll_time = start + np.mod(self.phase[users] - start, self.interval)
         logged_in = self.world.workload.sessions.start[self.world.session[users]]
-        since = np.repeat(np.maximum(poll_time - self.interval, logged_in), sizes)
-        fresh = self._changed_at[keys] > since
-        has_news = np.bincount(owners[fresh], minlength=len(users)) > 0
-        self.metrics.empty_polls += int((~has_news).sum())
+        since = np.maximum(poll_time - self.interval, logged_in)
+        self.metrics.empty_polls += int((self._news_at[users] <= since).sum())
         self.metrics.requests += len(users)
         self.metrics.messages += len(users)
-        self.metrics.bytes += len(users) * 2 * self.sizes.header_bytes + len(keys) * (
-            self.sizes.status_bytes
-        )
+        self.metrics.bytes += len(users) * 2 * self.sizes.header_bytes + int(
+            keys.sum()
+        ) * (self.sizes.status_bytes)
+
+    def _keys_per_shard(self, shards: int) -> np.ndarray:
+        """Each user's keys per shard of a cache of `shards` shards, counted
+        once."""
+        if self._shard_keys is None or self._shard_keys.shape[1] != shards:
+            first, second = self.key_rows()
+            self._shard_keys = keys_per_shard(
+                first.indptr,
+                first.indices,
+                second.indptr if second is not None else NO_INDPTR,
+                second.indices if second is not None else NO_INDICES,
+                shards,
+            )
+        return self._shard_keys
 
 
 class FriendPoll(Poll):
@@ -142,9 +165,11 @@ class FriendPoll(Poll):
     def observers(self, event: Event) -> np.ndarray:
         return event.friend_observers()
 
-    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        friends = self.world.graph.friends
-        return friends.gather(users), friends.degrees()[users]
+    def key_holders(self, event: Event) -> np.ndarray:
+        return self.world.graph.reverse.row(event.user)
+
+    def key_rows(self) -> tuple[Csr, Csr | None]:
+        return self.world.graph.friends, None
 
 
 class GroupPoll(Poll):
@@ -155,18 +180,13 @@ class GroupPoll(Poll):
 
     def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
         super().__init__(world, tiers, world.scenario.strategies.group_poll_interval)
-        graph = world.graph
-        # Keys per user: the summed sizes of its groups.
-        self._keys_per_user = np.bincount(
-            np.repeat(np.arange(graph.groups.rows), graph.groups.degrees()),
-            weights=graph.members.degrees()[graph.groups.indices],
-            minlength=graph.users,
-        ).astype(np.int64)
 
     def observers(self, event: Event) -> np.ndarray:
         return event.group_recipients()
 
-    def targets(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def key_holders(self, event: Event) -> np.ndarray:
         graph = self.world.graph
-        groups = graph.groups.gather(users)
-        return graph.members.gather(groups), self._keys_per_user[users]
+        return graph.members.gather(graph.groups.row(event.user))
+
+    def key_rows(self) -> tuple[Csr, Csr | None]:
+        return self.world.graph.groups, self.world.graph.members

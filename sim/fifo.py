@@ -1,0 +1,325 @@
+"""Compiled FIFO service kernels behind `sim.tiers.Tier`.
+
+A tier's state lives in a few numpy arrays that these kernels update in
+place: the time each worker next falls free, the idle gaps of each server,
+per-operation totals, per-operation histograms and per-slot series. A batch
+of jobs is handed over in one call and served job by job in machine code, so
+no Python runs per message; each job takes the earliest free worker of its
+server, which is first-come first-served with one queue per server, the same
+arithmetic a per-message simulation does.
+
+A tier's arrays travel together as one tuple, its state (`ops` operations,
+`slots` load slots; see `Tier.state`):
+
+0. `free[server, worker]`: when the worker falls free.
+1. `gaps[server, k] = (start, end)`, the first `gap_count[server]` in use:
+   idle time left before jobs placed ahead of their arrival.
+2. `gap_count[server]`.
+3. `totals[op] = (busy, wait, max_wait, sojourn sum, wait sum)`, after the
+   warm-up.
+4. `counts[op] = (jobs, max_queued, sojourn count, wait count)`, likewise.
+5. `hist[kind, op, bin]`: log-binned sojourns (kind 0) and waits (kind 1)
+   after the warm-up, binned as `sim.metrics.LogHistogram` bins them.
+6. `slot_jobs[op, slot]`, over the whole run.
+7. `slot_load[(busy, max_wait), slot]`, likewise.
+8. `params = (slot length, end of the warm-up)`.
+9. `fixed[op]`: the fixed service time, NaN for a random operation.
+10. `slowdowns[k] = (start, end, factor)`.
+11. `draws[op, k]`: service times of random operations drawn ahead, taken in
+    order from `draw_next[op]`.
+12. `draw_next[op]`.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim.metrics import BINS, LOW, PER_DECADE
+
+SOJOURN = 0
+WAIT = 1
+
+
+@njit(cache=True)
+def record(
+    hist: np.ndarray,
+    totals: np.ndarray,
+    counts: np.ndarray,
+    kind: int,
+    op: int,
+    value: float,
+    times: int = 1,
+) -> None:
+    """Add a sojourn or wait, `times` times over, to its histogram and
+    running sum."""
+    bounded = value if value > LOW else LOW
+    index = int(math.log10(bounded / LOW) * PER_DECADE)
+    if index > BINS - 1:
+        index = BINS - 1
+    hist[kind, op, index] += times
+    totals[op, 3 + kind] += value * times
+    counts[op, 2 + kind] += times
+
+
+@njit(cache=True)
+def record_waits(
+    hist: np.ndarray,
+    totals: np.ndarray,
+    counts: np.ndarray,
+    op: int,
+    lags: np.ndarray,
+    jobs: np.ndarray,
+) -> None:
+    """Add `jobs[i]` waits of `lags[i]` each (the jobs a fluid absorbed)."""
+    for i in range(len(lags)):
+        if jobs[i] > 0:
+            record(hist, totals, counts, WAIT, op, lags[i], jobs[i])
+
+
+@njit(cache=True)
+def account(
+    totals: np.ndarray,
+    counts: np.ndarray,
+    slot_jobs: np.ndarray,
+    slot_load: np.ndarray,
+    op: int,
+    t: float,
+    slot_length: float,
+    counted_from: float,
+    jobs: int,
+    busy: float,
+    wait: float,
+    max_wait: float,
+    queued: int,
+) -> None:
+    """Add the jobs of one arrival at time t to the slot series and, past
+    the warm-up, to the operation's totals."""
+    slot = min(int(t / slot_length), slot_load.shape[1] - 1)
+    slot_jobs[op, slot] += jobs
+    slot_load[0, slot] += busy
+    if max_wait > slot_load[1, slot]:
+        slot_load[1, slot] = max_wait
+    if t < counted_from:
+        return
+    counts[op, 0] += jobs
+    totals[op, 0] += busy
+    totals[op, 1] += wait
+    if max_wait > totals[op, 2]:
+        totals[op, 2] = max_wait
+    if queued > counts[op, 1]:
+        counts[op, 1] = queued
+
+
+@njit(cache=True)
+def _remove_gap(gaps: np.ndarray, gap_count: np.ndarray, server: int, k: int) -> None:
+    """Drop gap k of a server, keeping the others in order."""
+    last = gap_count[server] - 1
+    for j in range(k, last):
+        gaps[server, j, 0] = gaps[server, j + 1, 0]
+        gaps[server, j, 1] = gaps[server, j + 1, 1]
+    gap_count[server] = last
+
+
+@njit(cache=True)
+def _add_gap(
+    gaps: np.ndarray,
+    gap_count: np.ndarray,
+    server: int,
+    start: float,
+    end: float,
+    workers: int,
+    now: float,
+) -> None:
+    """Remember an idle gap. Gaps that ended by `now` can fit no job to come
+    and are dropped once there are a few per worker; past the store's limit
+    (one slot less than its room) the gap that ends first is forgotten."""
+    n = gap_count[server]
+    gaps[server, n, 0] = start
+    gaps[server, n, 1] = end
+    n += 1
+    gap_count[server] = n
+    if n > 2 * workers:
+        kept = 0
+        for k in range(n):
+            if gaps[server, k, 1] > now:
+                gaps[server, kept, 0] = gaps[server, k, 0]
+                gaps[server, kept, 1] = gaps[server, k, 1]
+                kept += 1
+        gap_count[server] = kept
+        n = kept
+    if n > gaps.shape[1] - 1:
+        first = 0
+        for k in range(1, n):
+            if gaps[server, k, 1] < gaps[server, first, 1]:
+                first = k
+        _remove_gap(gaps, gap_count, server, first)
+
+
+@njit(cache=True)
+def service_time(state: tuple, op: int, size: int, t: float) -> float:
+    """The service time of one job of `op` arriving at t; a sized job (a
+    batch read of `size` keys) takes the sum of `size` services."""
+    fixed = state[9][op]
+    if fixed == fixed:
+        service = fixed * size
+    else:
+        draws, taken = state[11], state[12]
+        service = 0.0
+        for _ in range(size):
+            service += draws[op, taken[op]]
+            taken[op] += 1
+    slowdowns = state[10]
+    for k in range(slowdowns.shape[0]):
+        if slowdowns[k, 0] <= t < slowdowns[k, 1]:
+            service *= slowdowns[k, 2]
+    return service
+
+
+@njit(cache=True)
+def serve_one(
+    state: tuple, t: float, server: int, op: int, size: int, now: float
+) -> float:
+    """Serve one job arriving at t at `server`; return its finish time.
+
+    `now` is the simulation's time, no later than any job still to come.
+    See `Tier.serve_one` for how idle gaps and the choice of worker work.
+    """
+    free, gaps, gap_count = state[0], state[1], state[2]
+    totals, counts, hist = state[3], state[4], state[5]
+    slot_length, counted_from = state[8][0], state[8][1]
+    service = service_time(state, op, size, t)
+    workers = free.shape[1]
+    idle = False
+    soonest_free = np.inf
+    for w in range(workers):
+        if free[server, w] <= t:
+            idle = True
+        if free[server, w] < soonest_free:
+            soonest_free = free[server, w]
+    soonest = t if idle else soonest_free
+
+    # The gap where the job starts first, the tightest on a tie.
+    best = -1
+    best_start = 0.0
+    best_end = 0.0
+    for k in range(gap_count[server]):
+        begin = gaps[server, k, 0]
+        end = gaps[server, k, 1]
+        start = t if t > begin else begin
+        if start + service > end or start > soonest:
+            continue
+        if best < 0 or start < best_start or (start == best_start and end < best_end):
+            best = k
+            best_start = start
+            best_end = end
+
+    if best >= 0:
+        begin = gaps[server, best, 0]
+        start = best_start
+        finish = start + service
+        _remove_gap(gaps, gap_count, server, best)
+        if start > begin:
+            _add_gap(gaps, gap_count, server, begin, start, workers, now)
+        if best_end > finish:
+            _add_gap(gaps, gap_count, server, finish, best_end, workers, now)
+    else:
+        # Of the idle workers, the one freed last, so that a job placed
+        # ahead leaves the smallest gap; otherwise the first to fall free.
+        chosen = 0
+        if idle:
+            latest = -np.inf
+            for w in range(workers):
+                if free[server, w] <= t and free[server, w] > latest:
+                    latest = free[server, w]
+                    chosen = w
+        else:
+            for w in range(1, workers):
+                if free[server, w] < free[server, chosen]:
+                    chosen = w
+        ready = free[server, chosen]
+        start = ready if ready > t else t
+        finish = start + service
+        free[server, chosen] = finish
+        if start > ready:
+            _add_gap(gaps, gap_count, server, ready, start, workers, now)
+
+    wait = start - t
+    account(
+        totals,
+        counts,
+        state[6],
+        state[7],
+        op,
+        t,
+        slot_length,
+        counted_from,
+        1,
+        service,
+        wait,
+        wait,
+        1 if wait > 0 else 0,
+    )
+    if t >= counted_from:
+        record(hist, totals, counts, SOJOURN, op, finish - t)
+        record(hist, totals, counts, WAIT, op, wait)
+    return finish
+
+
+@njit(cache=True)
+def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndarray:
+    """Serve jobs that all arrive at t, `servers[i]` taking job i, queued at
+    each server in the order given; returns the finish times in that order.
+    """
+    free, totals, counts, hist = state[0], state[3], state[4], state[5]
+    slot_length, counted_from = state[8][0], state[8][1]
+    jobs = len(servers)
+    finish = np.empty(jobs)
+    waiting = np.zeros(free.shape[0], dtype=np.int64)
+    workers = free.shape[1]
+    counted = t >= counted_from
+    busy = 0.0
+    wait_sum = 0.0
+    max_wait = 0.0
+    for i in range(jobs):
+        server = servers[i]
+        service = service_time(state, op, 1, t)
+        chosen = 0
+        for w in range(1, workers):
+            if free[server, w] < free[server, chosen]:
+                chosen = w
+        ready = free[server, chosen]
+        start = ready if ready > t else t
+        done = start + service
+        free[server, chosen] = done
+        finish[i] = done
+        busy += service
+        wait = start - t
+        if wait > 0:
+            wait_sum += wait
+            waiting[server] += 1
+            if wait > max_wait:
+                max_wait = wait
+        if counted:
+            record(hist, totals, counts, SOJOURN, op, done - t)
+            record(hist, totals, counts, WAIT, op, wait)
+    queued = 0
+    for server in range(len(waiting)):
+        if waiting[server] > queued:
+            queued = waiting[server]
+    account(
+        totals,
+        counts,
+        state[6],
+        state[7],
+        op,
+        t,
+        slot_length,
+        counted_from,
+        jobs,
+        busy,
+        wait_sum,
+        max_wait,
+        queued,
+    )
+    return finish

@@ -1,0 +1,103 @@
+"""The shared protocol's request chains, compiled: a login snapshot, a
+status write and a batch read, each in one call over the tiers' states.
+
+The steps are those `sim.protocol.base.Strategy` describes; every job goes
+through `sim.fifo.serve_one`, so a chain queues exactly as the same jobs
+handed to the tiers one by one would. Tier states are `Tier.state` tuples,
+and a user's server at a tier is the user number modulo its servers.
+"""
+
+import numpy as np
+from numba import njit
+
+from sim.fifo import serve_one
+
+# Operation indices of a login, in the order `login_chain` takes them.
+LOGIN_OPS = (
+    ("gateway", "request"),
+    ("presence", "login"),
+    ("cache", "set"),
+    ("db", "friends"),
+    ("cache", "get"),
+    ("gateway", "deliver"),
+)
+
+
+@njit(cache=True)
+def read_statuses(
+    cache: tuple,
+    get: int,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    row: int,
+    time: float,
+    now: float,
+) -> float:
+    """One batch read of the statuses of the keys in `row` of a CSR: one
+    request to each cache shard holding some of them, costing one `get` per
+    key; returns when the slowest shard has answered."""
+    shards = cache[0].shape[0]
+    per_shard = np.zeros(shards, dtype=np.int64)
+    for k in range(indptr[row], indptr[row + 1]):
+        per_shard[indices[k] % shards] += 1
+    done = time
+    for shard in range(shards):
+        if per_shard[shard] > 0:
+            finish = serve_one(cache, time, shard, get, per_shard[shard], now)
+            if finish > done:
+                done = finish
+    return done
+
+
+@njit(cache=True)
+def login_chain(
+    gateway: tuple,
+    presence: tuple,
+    cache: tuple,
+    db: tuple,
+    ops: np.ndarray,
+    friends_indptr: np.ndarray,
+    friends_indices: np.ndarray,
+    user: int,
+    time: float,
+    hop: float,
+    now: float,
+) -> tuple[float, float, float]:
+    """A login snapshot: the gateway takes the request, the presence tier
+    logs the user in, then writes its status to the cache while the db loads
+    its friend list; one batch read of the friends' statuses follows, and
+    the gateway delivers the view.
+
+    Returns when the presence tier is done, when the read is answered and
+    when the gateway has delivered the view.
+    """
+    gateway_server = user % gateway[0].shape[0]
+    at_gateway = serve_one(gateway, time, gateway_server, ops[0], 1, now)
+    ready = serve_one(
+        presence, at_gateway + hop, user % presence[0].shape[0], ops[1], 1, now
+    )
+    serve_one(cache, ready + hop, user % cache[0].shape[0], ops[2], 1, now)
+    listed = serve_one(db, ready + hop, user % db[0].shape[0], ops[3], 1, now)
+    read = read_statuses(
+        cache, ops[4], friends_indptr, friends_indices, user, listed + hop, now
+    )
+    shown = serve_one(gateway, read + hop, gateway_server, ops[5], 1, now)
+    return ready, read, shown
+
+
+@njit(cache=True)
+def status_write(
+    presence: tuple,
+    cache: tuple,
+    change: int,
+    set_op: int,
+    user: int,
+    time: float,
+    hop: float,
+    now: float,
+) -> float:
+    """The presence tier applies a status change and writes it to the
+    cache; returns when the presence tier is done."""
+    ready = serve_one(presence, time, user % presence[0].shape[0], change, 1, now)
+    serve_one(cache, ready + hop, user % cache[0].shape[0], set_op, 1, now)
+    return ready
