@@ -59,8 +59,8 @@ Jobs = Annotated[
         "--jobs",
         "-j",
         min=1,
-        help="Local worker processes, or workers of --dask local "
-        "(default: the number of cores).",
+        help="Local worker processes, or workers of --dask local; a single "
+        "run shares its strategies among them (default: the number of cores).",
     ),
 ]
 Dask = Annotated[
@@ -168,7 +168,9 @@ def run(
     with _simulated_time_bar() as progress:
         task = progress.add_task(f"running {scenario.name}", total=1.0)
         result = run_scenario(
-            scenario, progress=lambda done: progress.update(task, completed=done)
+            scenario,
+            progress=lambda done: progress.update(task, completed=done),
+            processes=jobs,
         )
     out_dir = write_run(result, target or default_run_dir(result))
     print_strategies(result.tables["strategies"])

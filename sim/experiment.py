@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import __version__
+from sim import __version__, forked
 from sim.comparison import add_predictions
 from sim.graph import SocialGraph, build_graph
 from sim.memory import check_memory
-from sim.model import Progress, Simulation, World
+from sim.model import Progress, World
 from sim.protocol import STRATEGIES, Strategy
 from sim.protocol.system import broadcast_rows
 from sim.randomness import stream
@@ -113,8 +113,9 @@ class Run:
                 return strategy
         raise KeyError((audience, name))
 
-    def simulate(self, progress: Progress | None = None) -> "Run":
-        Simulation(self.world, self.strategies, progress).run()
+    def simulate(self, progress: Progress | None = None, processes: int = 1) -> "Run":
+        """Run every strategy, shared among up to `processes` processes."""
+        forked.simulate(self.world, self.strategies, progress, processes)
         return self
 
     def result(self) -> RunResult:
@@ -149,14 +150,18 @@ class Run:
 
 
 def run_scenario(
-    scenario: Scenario, progress: Progress | None = None, replication: int = 0
+    scenario: Scenario,
+    progress: Progress | None = None,
+    replication: int = 0,
+    processes: int = 1,
 ) -> RunResult:
     """Build the graph and workload, run every strategy, collect the tables.
 
     `replication` picks independent random streams for everything, the graph
-    of a synthetic scenario included; replication 0 is the single run.
+    of a synthetic scenario included; replication 0 is the single run. The
+    strategies are shared among up to `processes` processes.
     """
-    return Run(scenario, replication).simulate(progress).result()
+    return Run(scenario, replication).simulate(progress, processes).result()
 
 
 def ghost_summary(world: World) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""Compiled passes over the CSR arrays: who a fan-out reaches and where a
-poller's keys live.
+"""Compiled passes over the CSR arrays: the reverse relation, who a fan-out
+reaches and where a poller's keys live.
 
 Each pass walks the rows it needs once, in machine code, with no temporary
 arrays per row; the protocol modules call them with whole batches.
@@ -7,6 +7,40 @@ arrays per row; the protocol modules call them with whole batches.
 
 import numpy as np
 from numba import njit
+
+from sim.fifo import serve_batch
+
+
+@njit(cache=True)
+def transpose(
+    indptr: np.ndarray, indices: np.ndarray, columns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR of the reverse relation, by counting: one pass counts each
+    column, a second writes each row number into its columns' rows. Rows are
+    visited in order, so every reverse row comes out sorted."""
+    reverse_indptr = np.zeros(columns + 1, dtype=np.int64)
+    for k in range(len(indices)):
+        reverse_indptr[indices[k] + 1] += 1
+    for column in range(columns):
+        reverse_indptr[column + 1] += reverse_indptr[column]
+    filled = reverse_indptr[:-1].copy()
+    reverse_indices = np.empty(len(indices), dtype=np.int32)
+    for row in range(len(indptr) - 1):
+        for k in range(indptr[row], indptr[row + 1]):
+            column = indices[k]
+            reverse_indices[filled[column]] = row
+            filled[column] += 1
+    return reverse_indptr, reverse_indices
+
+
+@njit(cache=True)
+def rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
+    """Whether every row lists its column indices in ascending order."""
+    for row in range(len(indptr) - 1):
+        for k in range(indptr[row] + 1, indptr[row + 1]):
+            if indices[k] < indices[k - 1]:
+                return False
+    return True
 
 
 @njit(cache=True)
@@ -62,3 +96,32 @@ def keys_per_shard(
             else:
                 counts[user, first_indices[k] % shards] += 1
     return counts
+
+
+@njit(cache=True)
+def push(
+    gateway: tuple,
+    deliver: int,
+    recipients: np.ndarray,
+    time: float,
+    present: np.ndarray,
+    mode: np.ndarray,
+    invisible: int,
+) -> tuple[np.ndarray, int, int]:
+    """Deliver one push to `recipients` through their gateway servers (the
+    recipient number modulo the servers), all arriving at `time`.
+
+    Returns each delivery's finish time, how many recipients were ghosts
+    (their client gone) and how many were invisible.
+    """
+    servers = np.empty(len(recipients), dtype=np.int64)
+    ghosts = 0
+    hidden = 0
+    for i in range(len(recipients)):
+        user = recipients[i]
+        servers[i] = user % gateway[0].shape[0]
+        if not present[user]:
+            ghosts += 1
+        if mode[user] == invisible:
+            hidden += 1
+    return serve_batch(gateway, time, servers, deliver), ghosts, hidden

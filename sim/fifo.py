@@ -53,10 +53,9 @@ def record(
 ) -> None:
     """Add a sojourn or wait, `times` times over, to its histogram and
     running sum."""
-    bounded = value if value > LOW else LOW
-    index = int(math.log10(bounded / LOW) * PER_DECADE)
-    if index > BINS - 1:
-        index = BINS - 1
+    index = 0
+    if value > LOW:
+        index = min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
     hist[kind, op, index] += times
     totals[op, 3 + kind] += value * times
     counts[op, 2 + kind] += times

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sim import fanout as compiled
 from sim.errors import PresenceSimError
 from sim.scenario import (
     DegreeDistribution,
@@ -64,12 +65,8 @@ class Csr:
 
     def transpose(self, columns: int) -> "Csr":
         """The same relation read the other way, by one counting pass."""
-        ones = np.ones(len(self.indices), dtype=np.bool_)
-        matrix = sp.csr_array(
-            (ones, self.indices, self.indptr), shape=(self.rows, columns)
-        )
-        csc = matrix.tocsc()
-        return Csr(csc.indptr.astype(np.int64), csc.indices.astype(np.int32))
+        indptr, indices = compiled.transpose(self.indptr, self.indices, columns)
+        return Csr(indptr, indices)
 
 
 @dataclass(frozen=True)
@@ -145,9 +142,7 @@ class SocialGraph:
 
 def _rows_sorted(csr: Csr) -> bool:
     """Whether every row lists its column indices in ascending order."""
-    descending = np.flatnonzero(np.diff(csr.indices.astype(np.int64)) < 0) + 1
-    # A drop is allowed only where a new row starts.
-    return bool(np.isin(descending, csr.indptr).all())
+    return bool(compiled.rows_sorted(csr.indptr, csr.indices))
 
 
 def build_graph(

@@ -119,6 +119,16 @@ class Tier:
         for op in self.random_ops:
             self.state[12][self._index[op]] = DRAW_BLOCK
 
+    def __getstate__(self) -> dict:
+        # The clock reads the owner's simulation, which stays behind.
+        state = dict(self.__dict__)
+        del state["clock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.clock = lambda: -math.inf
+
     # Per-slot series.
 
     @property

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from sim.fanout import push
 from sim.graph import Csr
 from sim.metrics import StrategyMetrics
 from sim.model import Event, World
@@ -30,8 +31,7 @@ class Strategy:
     def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
         self.world = world
         self.tiers = tiers
-        for tier in tiers.values():
-            tier.clock = lambda: world.env.now
+        self._bind_clocks()
         self.hop = world.scenario.network.hop_delay
         self.sizes = world.scenario.messages
         self.metrics = StrategyMetrics()
@@ -47,10 +47,31 @@ class Strategy:
             [tiers[tier].op_index(op) for tier, op in LOGIN_OPS], dtype=np.int64
         )
         self._random_login = any(op in tiers[tier].random_ops for tier, op in LOGIN_OPS)
+        self._deliver_op = tiers["gateway"].op_index("deliver")
         self._write_ops = (
             tiers["presence"].op_index("change"),
             tiers["cache"].op_index("set"),
         )
+
+    def _bind_clocks(self) -> None:
+        world = self.world
+        for tier in self.tiers.values():
+            tier.clock = lambda: world.env.now
+
+    def outcome(self) -> dict:
+        """What the strategy holds after a run, without the world, to be
+        handed to the same strategy in another process (see `adopt`)."""
+        state = dict(self.__dict__)
+        del state["world"]
+        return state
+
+    def adopt(self, state: dict) -> None:
+        """Take over the outcome of this strategy run elsewhere on the same
+        world."""
+        world = self.world
+        self.__dict__.update(state)
+        self.world = world
+        self._bind_clocks()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -193,15 +214,22 @@ class Strategy:
         counted = self.counting(changed_at)
 
         def arrive() -> None:
-            finish = gateway.serve(time, gateway.server_of(recipients), "deliver")
+            gateway.reserve("deliver", len(recipients))
+            world = self.world
+            finish, ghosts, hidden = push(
+                gateway.state,
+                self._deliver_op,
+                recipients,
+                time,
+                world.present,
+                world.mode,
+                INVISIBLE,
+            )
             shown_at = finish + self.hop
             if counted:
-                world = self.world
                 self.metrics.latency.add(shown_at - changed_at)
-                self.metrics.ghost_pushes += int((~world.present[recipients]).sum())
-                self.metrics.invisible_recipients += int(
-                    (world.mode[recipients] == INVISIBLE).sum()
-                )
+                self.metrics.ghost_pushes += ghosts
+                self.metrics.invisible_recipients += hidden
             if self.world.watched[subject]:
                 watching = self.world.watched_observer[recipients]
                 for observer, seen in zip(
