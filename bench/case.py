@@ -5,8 +5,10 @@ Prints one JSON line: wall seconds, peak RSS, status changes and messages.
 
 import argparse
 import json
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,27 +17,41 @@ import numpy as np
 from bench.naive import NAIVE
 from sim.experiment import Run, build_tiers
 from sim.model import Simulation
+from sim.output import write_run
 from sim.protocol.push import Push
 from sim.scenario import load_scenario
-from sim.tiers import Tier
+from sim.workload import LOGIN, LOGOUT, TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb() -> dict:
+    """Peak resident memory of this process and of its largest forked
+    child (a forked child shares the parent's pages until it writes them, so
+    their sum overstates the machine's peak)."""
+    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_rss_mb": main, "child_rss_mb": child}
 
 
 def run_model(scenario_file: str, overrides: list[str]) -> dict:
-    """presence-sim on a scenario: every strategy it names."""
+    """presence-sim on a scenario as `presence-sim run` does it: every
+    strategy it names, shared among the cores, and every output written."""
     scenario = load_scenario(scenario_file, overrides)
     started = time.perf_counter()
-    run = Run(scenario).simulate()
-    table = run.result().tables["strategies"]
+    run = Run(scenario)
+    built = time.perf_counter()
+    run.simulate(processes=os.cpu_count() or 1)
+    simulated = time.perf_counter()
+    result = run.result()
+    with tempfile.TemporaryDirectory() as folder:
+        write_run(result, Path(folder) / "run")
     wall = time.perf_counter() - started
+    table = result.tables["strategies"]
     changes = int(table["changes"].max()) if len(table) else 0
     return {
         "wall_s": wall,
+        "simulate_s": simulated - built,
         "changes": changes,
         "messages": int(table["messages"].sum()),
         "users": run.graph.users,
@@ -47,11 +63,13 @@ def run_naive(scenario_file: str, overrides: list[str], audience: str) -> dict:
     scenario = load_scenario(scenario_file, overrides)
     started = time.perf_counter()
     run = Run(scenario)
+    built = time.perf_counter()
     naive = NAIVE[audience](run.world, build_tiers(scenario))
     Simulation(run.world, [naive], None).run()
-    wall = time.perf_counter() - started
+    simulated = time.perf_counter()
     return {
-        "wall_s": wall,
+        "wall_s": simulated - started,
+        "simulate_s": simulated - built,
         "changes": naive.metrics.changes,
         "messages": naive.metrics.messages,
         "n_mean": float(naive.metrics.n.values().mean()),
@@ -60,33 +78,31 @@ def run_naive(scenario_file: str, overrides: list[str], audience: str) -> dict:
 
 
 def run_limit(scenario_file: str, overrides: list[str]) -> dict:
-    """Time spent in friend push fan-outs against a bare numpy loop doing only
-    the same gathers over the same changes."""
+    """Time spent in friend push fan-outs, from the change to the recorded
+    deliveries, against a bare numpy loop doing only the same gathers over
+    the same changes."""
     scenario = load_scenario(scenario_file, overrides)
     run = Run(scenario)
     spent = [0.0]
     original_on_change = Push.on_change
-    original_serve = Tier.serve
 
-    def timed_on_change(self, event, ready):  # type: ignore[no-untyped-def]
-        began = time.perf_counter()
-        original_on_change(self, event, ready)
-        spent[0] += time.perf_counter() - began
-
-    def timed_serve(self, t, servers, op):  # type: ignore[no-untyped-def]
-        began = time.perf_counter()
-        finish = original_serve(self, t, servers, op)
-        if op == "deliver":
+    def timed(action):  # type: ignore[no-untyped-def]
+        def wrapped(*args):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            action(*args)
             spent[0] += time.perf_counter() - began
-        return finish
 
-    Push.on_change = timed_on_change
-    Tier.serve = timed_serve
+        return wrapped
+
+    # Only friend push runs, so every action scheduled on the world is the
+    # arrival of a push at the gateways.
+    world_at = run.world.at
+    run.world.at = lambda when, action: world_at(when, timed(action))
+    Push.on_change = timed(original_on_change)
     try:
         run.simulate()
     finally:
         Push.on_change = original_on_change
-        Tier.serve = original_serve
 
     # The bare loop: replay connections, gather online reverse friends.
     workload = run.workload
@@ -99,8 +115,8 @@ def run_limit(scenario_file: str, overrides: list[str]) -> dict:
     total = 0
     for kind, user in zip(kinds, users, strict=True):
         # Logins connect; logouts and timeouts disconnect; each is a change.
-        if kind in (0, 2, 4):
-            connected[user] = kind == 0
+        if kind in (LOGIN, LOGOUT, TIMEOUT):
+            connected[user] = kind == LOGIN
             friends = reverse.indices[reverse.indptr[user] : reverse.indptr[user + 1]]
             total += len(friends[connected[friends]])
     bare = time.perf_counter() - began
@@ -120,7 +136,7 @@ def main() -> None:
         result = run_naive(args.scenario, args.overrides, args.audience)
     else:
         result = run_limit(args.scenario, args.overrides)
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result.update(_peak_rss_mb())
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -44,6 +44,20 @@ def rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
 
 
 @njit(cache=True)
+def connected_row(
+    indptr: np.ndarray, indices: np.ndarray, row: int, connected: np.ndarray
+) -> np.ndarray:
+    """The connected users of one CSR row (a user's reverse friends)."""
+    found = np.empty(indptr[row + 1] - indptr[row], dtype=indices.dtype)
+    n = 0
+    for k in range(indptr[row], indptr[row + 1]):
+        if connected[indices[k]]:
+            found[n] = indices[k]
+            n += 1
+    return found[:n]
+
+
+@njit(cache=True)
 def connected_members(
     groups_indptr: np.ndarray,
     groups_indices: np.ndarray,

@@ -31,7 +31,7 @@ class LogHistogram:
         self.per_decade = per_decade
         self.bins = decades * per_decade
         self._counts = np.zeros(self.bins, dtype=np.int64)
-        self.total = 0.0
+        self._total = 0.0
         self.count = 0
         # Small arrays are binned together once enough have arrived.
         self._pending: list[np.ndarray] = []
@@ -45,9 +45,15 @@ class LogHistogram:
         to `total`."""
         histogram = cls()
         histogram._counts = counts.astype(np.int64, copy=True)
-        histogram.total = float(total)
+        histogram._total = float(total)
         histogram.count = int(count)
         return histogram
+
+    @property
+    def total(self) -> float:
+        """The exact sum of every value added."""
+        self._flush()
+        return self._total
 
     @property
     def counts(self) -> np.ndarray:
@@ -59,7 +65,6 @@ class LogHistogram:
             return
         self._pending.append(values)
         self._pending_size += len(values)
-        self.total += float(values.sum())
         self.count += len(values)
         if self._pending_size >= 1 << 16:
             self._flush()
@@ -68,6 +73,7 @@ class LogHistogram:
         if not self._pending:
             return
         values = np.concatenate(self._pending)
+        self._total += float(values.sum())
         self._pending.clear()
         self._pending_size = 0
         scaled = np.log10(np.maximum(values, self.low) / self.low) * self.per_decade
@@ -78,7 +84,7 @@ class LogHistogram:
         """Add a single value without the cost of an array operation."""
         scaled = math.log10(max(value, self.low) / self.low) * self.per_decade
         self._counts[min(int(scaled), self.bins - 1)] += 1
-        self.total += value
+        self._total += value
         self.count += 1
 
     def add_counts(self, other: "LogHistogram") -> None:
@@ -91,7 +97,7 @@ class LogHistogram:
             raise ValueError("histograms with different bins cannot be combined")
         self._flush()
         self._counts += other.counts
-        self.total += other.total
+        self._total += other.total
         self.count += other.count
 
     def edges(self) -> np.ndarray:

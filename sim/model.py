@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
-from sim.fanout import connected_members
+from sim.fanout import connected_members, connected_row
 from sim.graph import SocialGraph
 from sim.scenario import Scenario
 from sim.workload import (
@@ -95,6 +95,14 @@ class World:
         visible = self.connected[users] & (self.mode[users] != INVISIBLE)
         return np.where(visible, self.mode[users], OFFLINE)
 
+    def shown_one(self, user: int) -> int:
+        """`shown` of one user, without array operations."""
+        if self.connected[user]:
+            mode = int(self.mode[user])
+            if mode != INVISIBLE:
+                return mode
+        return OFFLINE
+
     def at(self, time: float, action: Callable[[], None]) -> None:
         """Run `action` at simulated `time` (not before now)."""
         event = self.env.timeout(max(0.0, time - self.env.now))
@@ -156,8 +164,10 @@ class Event:
         """Connected reverse friends: users who added this one, online or
         invisible (as far as the server knows)."""
         if self._friends is None:
-            reverse = self.world.graph.reverse.row(self.user)
-            self._friends = reverse[self.world.connected[reverse]]
+            reverse = self.world.graph.reverse
+            self._friends = connected_row(
+                reverse.indptr, reverse.indices, self.user, self.world.connected
+            )
         return self._friends
 
     def group_recipients(self) -> np.ndarray:
@@ -250,7 +260,7 @@ class Simulation:
         if kind == TIMEOUT and world.counting(time):
             world.ghost_seconds.append(time - world.vanished_at[user])
 
-        old = int(world.shown(user))
+        old = world.shown_one(user)
         if kind == LOGIN:
             if world.workload.sessions.reconnect[session]:
                 # A client reconnecting after a crash keeps the status its
@@ -266,7 +276,7 @@ class Simulation:
             world.connected[user] = False
             world._set_present(user, False)
             world.mode[user] = OFFLINE
-        return Event(time, kind, user, old, int(world.shown(user)), world)
+        return Event(time, kind, user, old, world.shown_one(user), world)
 
     def _visits(self) -> Iterator[simpy.Event]:
         workload = self.world.workload
