@@ -1,0 +1,144 @@
+"""The compiled passes and the forked run give what plain numpy and one
+process give."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.experiment import Run
+from sim.fanout import connected_members, connected_row, keys_per_shard
+from sim.graph import Csr, synthetic_friends, synthetic_groups
+from sim.scenario import DegreeDistribution
+from tests.conftest import small_scenario
+
+
+def _random_csr(rows: int, columns: int, arcs: int, seed: int) -> Csr:
+    rng = np.random.default_rng(seed)
+    sources = np.sort(rng.integers(0, rows, arcs))
+    indptr = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(sources, minlength=rows), out=indptr[1:])
+    return Csr(indptr, rng.integers(0, columns, arcs).astype(np.int32))
+
+
+def test_reverse_rows_list_the_sources_of_each_target_in_order():
+    csr = _random_csr(300, 200, 5000, seed=1)
+    sources = np.repeat(np.arange(csr.rows), csr.degrees())
+    # The reverse relation by sorting (target, source) pairs.
+    order = np.lexsort((sources, csr.indices))
+    expected_sources = sources[order]
+    expected_degrees = np.bincount(csr.indices, minlength=200)
+
+    reverse = csr.transpose(200)
+
+    np.testing.assert_array_equal(reverse.degrees(), expected_degrees)
+    np.testing.assert_array_equal(reverse.indices, expected_sources)
+
+
+def test_connected_reverse_friends_are_the_masked_row():
+    csr = _random_csr(100, 100, 3000, seed=2)
+    connected = np.random.default_rng(3).random(100) < 0.3
+    for user in range(100):
+        row = csr.row(user)
+        np.testing.assert_array_equal(
+            connected_row(csr.indptr, csr.indices, user, connected),
+            row[connected[row]],
+        )
+
+
+def test_group_recipients_are_connected_members_group_by_group():
+    members = synthetic_groups(400, 5, 40, np.random.default_rng(4))
+    groups = members.transpose(400)
+    connected = np.random.default_rng(5).random(400) < 0.2
+    for user in range(0, 400, 7):
+        gathered = members.gather(groups.row(user))
+        expected = gathered[connected[gathered] & (gathered != user)]
+        got = connected_members(
+            groups.indptr,
+            groups.indices,
+            members.indptr,
+            members.indices,
+            user,
+            connected,
+        )
+        np.testing.assert_array_equal(got, expected)
+        # A user in 5 groups of 40 has at most 5 x 39 others to reach.
+        assert len(got) <= 5 * 39
+
+
+def test_keys_per_shard_count_each_users_keys_by_shard():
+    friends = synthetic_friends(
+        500, DegreeDistribution(mean=30), np.random.default_rng(6)
+    )
+    counts = keys_per_shard(
+        friends.indptr,
+        friends.indices,
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int32),
+        3,
+    )
+    for user in (0, 17, 499):
+        expected = np.bincount(friends.row(user) % 3, minlength=3)
+        np.testing.assert_array_equal(counts[user], expected)
+    assert counts.sum() == 500 * 30
+
+
+def test_keys_per_shard_of_groups_count_one_key_per_group_and_member():
+    members = synthetic_groups(300, 4, 30, np.random.default_rng(7))
+    groups = members.transpose(300)
+    counts = keys_per_shard(
+        groups.indptr, groups.indices, members.indptr, members.indices, 5
+    )
+    for user in (0, 150, 299):
+        keys = members.gather(groups.row(user))
+        np.testing.assert_array_equal(counts[user], np.bincount(keys % 5, minlength=5))
+    # Every user's keys: 4 groups of 30 members, itself included.
+    assert set(counts.sum(axis=1)) == {120}
+
+
+def _every_strategy():
+    return small_scenario(
+        strategies={
+            "friends": ["push", "poll"],
+            "groups": ["push", "push_dedup", "lazy_pull"],
+        },
+        behaviour={"status_switches_per_hour": 2, "abrupt_disconnect_share": 0.2},
+        system_messages=[{"at": "2m", "expires": "5m"}],
+    )
+
+
+def test_a_run_shared_among_processes_gives_the_one_process_tables():
+    scenario = _every_strategy()
+    alone = Run(scenario).simulate(processes=1).result().tables
+    shared = Run(scenario).simulate(processes=2).result().tables
+    assert alone.keys() == shared.keys()
+    for name, table in alone.items():
+        pd.testing.assert_frame_equal(shared[name], table, check_exact=True)
+    assert len(alone["strategies"]) == 5
+
+
+def test_empty_poll_share_matches_friends_not_changing_in_one_interval():
+    # A friend online 20% of the time in 30-minute sessions (offline gaps of
+    # 2 h) makes no change in a window w with chance q(w) = 0.2 exp(-w/30m) +
+    # 0.8 exp(-w/2h); a poll T = 60 s after the last one is empty when none
+    # of its 50 friends changed: q(T)^50. The first poll of a session (about
+    # one in 30) covers a uniform part of T.
+    def quiet(window: np.ndarray) -> np.ndarray:
+        return (0.2 * np.exp(-window / 1800) + 0.8 * np.exp(-window / 7200)) ** 50
+
+    first = 60 / 1800
+    expected = (1 - first) * quiet(np.array(60.0)) + first * quiet(
+        np.linspace(0, 60, 1001)
+    ).mean()
+    shares = []
+    for seed in (11, 12, 13):
+        scenario = small_scenario(
+            seed=seed,
+            duration="30m",
+            strategies={"friends": ["poll"], "groups": [], "poll_interval": "60s"},
+        )
+        row = Run(scenario).simulate().result().tables["strategies"].iloc[0]
+        shares.append(row["empty_polls"] / row["requests"])
+    # Measured 0.538 against 0.522 (3% above, seeds 0.524 to 0.547); polls
+    # of a 1 s load slot are answered at its start and miss changes later in
+    # the slot, which explains about 0.6% of it.
+    assert np.mean(shares) == pytest.approx(float(expected), rel=0.05)
