@@ -2,9 +2,10 @@
 
 The estimate adds up the large arrays of a run: the friend graph in both
 directions (and the temporary arrays of building it), group memberships, the
-workload trace, the per-slot series of every tier of every strategy and the
-load table. It errs on the high side; the guard refuses a scenario whose
-estimate exceeds the memory available, and says which population would fit.
+workload trace, the key counts per cache shard of polling, the per-slot
+series of every tier of every strategy and the load table. It errs on the
+high side; the guard refuses a scenario whose estimate exceeds the memory
+available, and says which population would fit.
 
 Limitation: for a graph read from a file the estimate scales with the file's
 size, which is rough for compressed files.
@@ -74,6 +75,11 @@ def estimate(scenario: Scenario) -> MemoryEstimate:
         behaviour.status_switches_per_hour + behaviour.group_visits_per_hour
     )
     per_user += EVENT_BYTES * events
+
+    # A poll strategy counts each user's keys per cache shard (int32).
+    polls = scenario.strategies.friends.count("poll")
+    polls += scenario.strategies.groups.count("poll")
+    per_user += 4 * scenario.tiers.cache.servers * polls
 
     strategies = len(scenario.strategies.friends) + len(scenario.strategies.groups)
     strategies += 2 if scenario.system_messages else 0
