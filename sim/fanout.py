@@ -50,10 +50,11 @@ def connected_row(
     """The connected users of one CSR row (a user's reverse friends)."""
     found = np.empty(indptr[row + 1] - indptr[row], dtype=indices.dtype)
     n = 0
+    # Written without a branch: each user is stored, and kept when connected.
     for k in range(indptr[row], indptr[row + 1]):
-        if connected[indices[k]]:
-            found[n] = indices[k]
-            n += 1
+        user = indices[k]
+        found[n] = user
+        n += connected[user]
     return found[:n]
 
 
@@ -78,9 +79,8 @@ def connected_members(
         group = groups_indices[k]
         for m in range(members_indptr[group], members_indptr[group + 1]):
             member = members_indices[m]
-            if connected[member] and member != user:
-                found[n] = member
-                n += 1
+            found[n] = member
+            n += connected[member] & (member != user)
     return found[:n]
 
 
@@ -134,8 +134,6 @@ def push(
     for i in range(len(recipients)):
         user = recipients[i]
         servers[i] = user % gateway[0].shape[0]
-        if not present[user]:
-            ghosts += 1
-        if mode[user] == invisible:
-            hidden += 1
+        ghosts += not present[user]
+        hidden += mode[user] == invisible
     return serve_batch(gateway, time, servers, deliver), ghosts, hidden

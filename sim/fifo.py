@@ -39,6 +39,16 @@ from sim.metrics import BINS, LOW, PER_DECADE
 
 SOJOURN = 0
 WAIT = 1
+# Entries of the bin cache of a batch.
+CACHE = 256
+
+
+@njit(cache=True)
+def bin_of(value: float) -> int:
+    """The histogram bin of a sojourn or wait."""
+    if value <= LOW:
+        return 0
+    return min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
 
 
 @njit(cache=True)
@@ -53,10 +63,7 @@ def record(
 ) -> None:
     """Add a sojourn or wait, `times` times over, to its histogram and
     running sum."""
-    index = 0
-    if value > LOW:
-        index = min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
-    hist[kind, op, index] += times
+    hist[kind, op, bin_of(value)] += times
     totals[op, 3 + kind] += value * times
     counts[op, 2 + kind] += times
 
@@ -280,6 +287,11 @@ def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndar
     busy = 0.0
     wait_sum = 0.0
     max_wait = 0.0
+    # Jobs of a batch often share a wait (one per round of the workers), so
+    # the bins of recent (wait, service) pairs are kept, by the wait's value.
+    seen_wait = np.full(CACHE, np.nan)
+    seen_service = np.full(CACHE, np.nan)
+    seen_bins = np.zeros((CACHE, 2), dtype=np.int64)
     for i in range(jobs):
         server = servers[i]
         service = service_time(state, op, 1, t)
@@ -300,8 +312,19 @@ def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndar
             if wait > max_wait:
                 max_wait = wait
         if counted:
-            record(hist, totals, counts, SOJOURN, op, done - t)
-            record(hist, totals, counts, WAIT, op, wait)
+            key = int(wait * 1e8) % CACHE
+            if seen_wait[key] != wait or seen_service[key] != service:
+                seen_wait[key] = wait
+                seen_service[key] = service
+                seen_bins[key, SOJOURN] = bin_of(done - t)
+                seen_bins[key, WAIT] = bin_of(wait)
+            hist[SOJOURN, op, seen_bins[key, SOJOURN]] += 1
+            hist[WAIT, op, seen_bins[key, WAIT]] += 1
+            totals[op, 3 + SOJOURN] += done - t
+            totals[op, 3 + WAIT] += wait
+    if counted:
+        counts[op, 2 + SOJOURN] += jobs
+        counts[op, 2 + WAIT] += jobs
     queued = 0
     for server in range(len(waiting)):
         if waiting[server] > queued:
