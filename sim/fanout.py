@@ -6,12 +6,12 @@ arrays per row; the protocol modules call them with whole batches.
 """
 
 import numpy as np
-from numba import njit
 
-from sim.fifo import serve_batch
+from sim.fifo import serve_batch, unpack
+from sim.jit import kernel
 
 
-@njit(cache=True)
+@kernel
 def transpose(
     indptr: np.ndarray, indices: np.ndarray, columns: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,7 @@ def transpose(
     return reverse_indptr, reverse_indices
 
 
-@njit(cache=True)
+@kernel
 def rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
     """Whether every row lists its column indices in ascending order."""
     for row in range(len(indptr) - 1):
@@ -43,7 +43,7 @@ def rows_sorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True)
+@kernel
 def connected_row(
     indptr: np.ndarray, indices: np.ndarray, row: int, connected: np.ndarray
 ) -> np.ndarray:
@@ -58,7 +58,7 @@ def connected_row(
     return found[:n]
 
 
-@njit(cache=True)
+@kernel
 def connected_members(
     groups_indptr: np.ndarray,
     groups_indices: np.ndarray,
@@ -84,7 +84,7 @@ def connected_members(
     return found[:n]
 
 
-@njit(cache=True)
+@kernel
 def keys_per_shard(
     first_indptr: np.ndarray,
     first_indices: np.ndarray,
@@ -112,9 +112,9 @@ def keys_per_shard(
     return counts
 
 
-@njit(cache=True)
+@kernel
 def push(
-    gateway: tuple,
+    gateway_buffers: tuple,
     deliver: int,
     recipients: np.ndarray,
     time: float,
@@ -128,6 +128,7 @@ def push(
     Returns each delivery's finish time, how many recipients were ghosts
     (their client gone) and how many were invisible.
     """
+    gateway = unpack(gateway_buffers[0], gateway_buffers[1])
     servers = np.empty(len(recipients), dtype=np.int64)
     ghosts = 0
     hidden = 0

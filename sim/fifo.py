@@ -8,8 +8,11 @@ no Python runs per message; each job takes the earliest free worker of its
 server, which is first-come first-served with one queue per server, the same
 arithmetic a per-message simulation does.
 
-A tier's arrays travel together as one tuple, its state (`ops` operations,
-`slots` load slots; see `Tier.state`):
+A tier's arrays are views into two flat buffers, one of floats and one of
+integers (`pack`, `unpack`), so that a call hands a kernel two arrays per
+tier rather than thirteen: a compiled call pays for each array it is given.
+Unpacked, they form the tier's state, a tuple (`ops` operations, `slots`
+load slots; see `Tier.state`):
 
 0. `free[server, worker]`: when the worker falls free.
 1. `gaps[server, k] = (start, end)`, the first `gap_count[server]` in use:
@@ -33,17 +36,108 @@ A tier's arrays travel together as one tuple, its state (`ops` operations,
 import math
 
 import numpy as np
-from numba import njit
 
+from sim.jit import kernel
 from sim.metrics import BINS, LOW, PER_DECADE
 
 SOJOURN = 0
 WAIT = 1
+# The integer buffer starts with the sizes of the layout: servers, workers,
+# room for gaps per server, operations, slots, slowdowns, room for draws.
+HEADER = 7
 # Entries of the bin cache of a batch.
 CACHE = 256
 
 
-@njit(cache=True)
+def pack(
+    servers: int,
+    workers: int,
+    gap_room: int,
+    ops: int,
+    slots: int,
+    slowdowns: int,
+    draw_room: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed buffers of a tier of these sizes (see `unpack`)."""
+    s, w, g, k, b = servers, workers, gap_room, slowdowns, draw_room
+    floats = s * w + s * g * 2 + ops * 5 + 2 * slots + 2 + ops + k * 3 + ops * b
+    ints = HEADER + s + ops * 4 + 2 * ops * BINS + ops * slots + ops
+    buffers = np.zeros(floats), np.zeros(ints, dtype=np.int64)
+    buffers[1][:HEADER] = (servers, workers, gap_room, ops, slots, slowdowns, b)
+    return buffers
+
+
+@kernel
+def unpack(floats: np.ndarray, ints: np.ndarray) -> tuple:
+    """The state tuple of a tier, as views into its two buffers; the sizes
+    here and in `pack` go together."""
+    s, w, g, ops, slots, k, b = (
+        ints[0],
+        ints[1],
+        ints[2],
+        ints[3],
+        ints[4],
+        ints[5],
+        ints[6],
+    )
+    at = 0
+    free = floats[at : at + s * w].reshape((s, w))
+    at += s * w
+    gaps = floats[at : at + s * g * 2].reshape((s, g, 2))
+    at += s * g * 2
+    totals = floats[at : at + ops * 5].reshape((ops, 5))
+    at += ops * 5
+    slot_load = floats[at : at + 2 * slots].reshape((2, slots))
+    at += 2 * slots
+    params = floats[at : at + 2]
+    at += 2
+    fixed = floats[at : at + ops]
+    at += ops
+    slowdowns = floats[at : at + k * 3].reshape((k, 3))
+    at += k * 3
+    draws = floats[at : at + ops * b].reshape((ops, b))
+    at = HEADER
+    gap_count = ints[at : at + s]
+    at += s
+    counts = ints[at : at + ops * 4].reshape((ops, 4))
+    at += ops * 4
+    hist = ints[at : at + 2 * ops * BINS].reshape((2, ops, BINS))
+    at += 2 * ops * BINS
+    slot_jobs = ints[at : at + ops * slots].reshape((ops, slots))
+    at += ops * slots
+    draw_next = ints[at : at + ops]
+    return (
+        free,
+        gaps,
+        gap_count,
+        totals,
+        counts,
+        hist,
+        slot_jobs,
+        slot_load,
+        params,
+        fixed,
+        slowdowns,
+        draws,
+        draw_next,
+    )
+
+
+@kernel
+def serve_job(
+    buffers: tuple, t: float, server: int, op: int, size: int, now: float
+) -> float:
+    """`serve_one` on a tier's buffers."""
+    return serve_one(unpack(buffers[0], buffers[1]), t, server, op, size, now)
+
+
+@kernel
+def serve_jobs(buffers: tuple, t: float, servers: np.ndarray, op: int) -> np.ndarray:
+    """`serve_batch` on a tier's buffers."""
+    return serve_batch(unpack(buffers[0], buffers[1]), t, servers, op)
+
+
+@kernel
 def bin_of(value: float) -> int:
     """The histogram bin of a sojourn or wait."""
     if value <= LOW:
@@ -51,7 +145,7 @@ def bin_of(value: float) -> int:
     return min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
 
 
-@njit(cache=True)
+@kernel
 def record(
     hist: np.ndarray,
     totals: np.ndarray,
@@ -68,7 +162,7 @@ def record(
     counts[op, 2 + kind] += times
 
 
-@njit(cache=True)
+@kernel
 def record_waits(
     hist: np.ndarray,
     totals: np.ndarray,
@@ -83,7 +177,7 @@ def record_waits(
             record(hist, totals, counts, WAIT, op, lags[i], jobs[i])
 
 
-@njit(cache=True)
+@kernel
 def account(
     totals: np.ndarray,
     counts: np.ndarray,
@@ -117,7 +211,7 @@ def account(
         counts[op, 1] = queued
 
 
-@njit(cache=True)
+@kernel
 def _remove_gap(gaps: np.ndarray, gap_count: np.ndarray, server: int, k: int) -> None:
     """Drop gap k of a server, keeping the others in order."""
     last = gap_count[server] - 1
@@ -127,7 +221,7 @@ def _remove_gap(gaps: np.ndarray, gap_count: np.ndarray, server: int, k: int) ->
     gap_count[server] = last
 
 
-@njit(cache=True)
+@kernel
 def _add_gap(
     gaps: np.ndarray,
     gap_count: np.ndarray,
@@ -162,7 +256,7 @@ def _add_gap(
         _remove_gap(gaps, gap_count, server, first)
 
 
-@njit(cache=True)
+@kernel
 def service_time(state: tuple, op: int, size: int, t: float) -> float:
     """The service time of one job of `op` arriving at t; a sized job (a
     batch read of `size` keys) takes the sum of `size` services."""
@@ -182,7 +276,7 @@ def service_time(state: tuple, op: int, size: int, t: float) -> float:
     return service
 
 
-@njit(cache=True)
+@kernel
 def serve_one(
     state: tuple, t: float, server: int, op: int, size: int, now: float
 ) -> float:
@@ -272,7 +366,7 @@ def serve_one(
     return finish
 
 
-@njit(cache=True)
+@kernel
 def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndarray:
     """Serve jobs that all arrive at t, `servers[i]` taking job i, queued at
     each server in the order given; returns the finish times in that order.

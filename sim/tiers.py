@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim import fifo
-from sim.metrics import BINS, LogHistogram
+from sim.metrics import LogHistogram
 from sim.scenario import LengthDistribution
 from sim.workload import draw_lengths
 
@@ -86,11 +86,6 @@ class Tier:
         self.counted_from = counted_from
         self.slowdowns = slowdowns or []
         self._rng = rng
-        # Idle (start, end) gaps of each server before jobs placed ahead of
-        # their arrival (see `serve_one`), at most 64 per worker; a gap always
-        # ends before its worker's next free time, so batches, which start
-        # no earlier than that, never run into one.
-        gaps = np.zeros((servers, 64 * workers + 1, 2))
         # The simulation's time, no later than any job still to be placed;
         # the strategy that owns the tier sets it.
         self.clock: Callable[[], float] = lambda: -math.inf
@@ -100,34 +95,38 @@ class Tier:
         self._widths = np.minimum(slot, duration - starts)
         ops = len(operations)
         self._absorbed = np.zeros(ops, dtype=np.int64)
-        fixed = [math.nan if v is None else v for v in self._fixed.values()]
-        self.state: tuple = (
-            np.zeros((servers, workers)),
-            gaps,
-            np.zeros(servers, dtype=np.int64),
-            np.zeros((ops, 5)),
-            np.zeros((ops, 4), dtype=np.int64),
-            np.zeros((2, ops, BINS), dtype=np.int64),
-            np.zeros((ops, self._slots), dtype=np.int64),
-            np.zeros((2, self._slots)),
-            np.array([slot, counted_from]),
-            np.array(fixed, dtype=float),
-            np.array(self.slowdowns, dtype=float).reshape(-1, 3),
-            np.zeros((ops, DRAW_BLOCK if self.random_ops else 0)),
-            np.zeros(ops, dtype=np.int64),
+        # Idle (start, end) gaps of each server before jobs placed ahead of
+        # their arrival (see `serve_one`), at most 64 per worker; a gap always
+        # ends before its worker's next free time, so batches, which start
+        # no earlier than that, never run into one.
+        self.buffers = fifo.pack(
+            servers,
+            workers,
+            64 * workers + 1,
+            ops,
+            self._slots,
+            len(self.slowdowns),
+            DRAW_BLOCK if self.random_ops else 0,
         )
+        self.state = fifo.unpack.py_func(*self.buffers)
+        self.state[8][:] = (slot, counted_from)
+        self.state[9][:] = [math.nan if v is None else v for v in self._fixed.values()]
+        if self.slowdowns:
+            self.state[10][:] = self.slowdowns
         for op in self.random_ops:
             self.state[12][self._index[op]] = DRAW_BLOCK
 
     def __getstate__(self) -> dict:
-        # The clock reads the owner's simulation, which stays behind.
+        # The clock reads the owner's simulation, which stays behind; the
+        # state is views into the buffers, made again after unpickling.
         state = dict(self.__dict__)
-        del state["clock"]
+        del state["clock"], state["state"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.clock = lambda: -math.inf
+        self.state = fifo.unpack.py_func(*self.buffers)
 
     # Per-slot series.
 
@@ -204,18 +203,28 @@ class Tier:
             return
         width = max(draws.shape[1], size)
         if width > draws.shape[1]:
-            # A wider store, each row's undrawn services kept at its end.
-            wider = np.zeros((draws.shape[0], width))
-            for row in range(draws.shape[0]):
-                left = draws[row, taken[row] :]
-                wider[row, width - len(left) :] = left
-                taken[row] = width - len(left)
-            draws = wider
-            self.state = (*self.state[:11], draws, taken)
+            self._widen_draws(width)
+            draws, taken = self.state[11], self.state[12]
         left = draws[k, taken[k] :].copy()
         fresh = draw_lengths(self.operations[op], width - len(left), self._rng)
         draws[k] = np.concatenate([left, fresh])
         taken[k] = 0
+
+    def _widen_draws(self, width: int) -> None:
+        """Room for `width` draws per operation: new buffers holding the same
+        state, each operation's undrawn services kept at the end of its row."""
+        old = self.state
+        sizes = self.buffers[1][: fifo.HEADER].copy()
+        sizes[-1] = width
+        self.buffers = fifo.pack(*sizes.tolist())
+        self.state = fifo.unpack.py_func(*self.buffers)
+        for part, values in enumerate(old[:11]):
+            self.state[part][...] = values
+        draws, taken = self.state[11], self.state[12]
+        for row in range(draws.shape[0]):
+            left = old[11][row, old[12][row] :]
+            draws[row, width - len(left) :] = left
+            taken[row] = width - len(left)
 
     def mean_service(self, op: str) -> float:
         """The mean service time of one job of `op`, without slowdowns."""
@@ -233,8 +242,8 @@ class Tier:
         neither changes anything: every free worker gives the same start.
         """
         self.reserve(op, size)
-        return fifo.serve_one(
-            self.state, t, server, self._index[op], size, self.clock()
+        return fifo.serve_job(
+            self.buffers, t, server, self._index[op], size, self.clock()
         )
 
     def absorb(self, t: float, jobs: np.ndarray, work: np.ndarray, op: str) -> None:
@@ -278,8 +287,8 @@ class Tier:
         if len(servers) == 0:
             return np.zeros(0)
         self.reserve(op, len(servers))
-        return fifo.serve_batch(
-            self.state, t, servers.astype(np.int64, copy=False), self._index[op]
+        return fifo.serve_jobs(
+            self.buffers, t, servers.astype(np.int64, copy=False), self._index[op]
         )
 
     # Totals per operation and over operations, for the tier tables.

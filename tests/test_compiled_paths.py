@@ -8,8 +8,9 @@ import pytest
 from sim.experiment import Run
 from sim.fanout import connected_members, connected_row, keys_per_shard
 from sim.graph import Csr, synthetic_friends, synthetic_groups
+from sim.jit import KERNEL_MODULES, cache_dir
 from sim.scenario import DegreeDistribution
-from tests.conftest import small_scenario
+from tests.conftest import ROOT, small_scenario
 
 
 def _random_csr(rows: int, columns: int, arcs: int, seed: int) -> Csr:
@@ -142,3 +143,14 @@ def test_empty_poll_share_matches_friends_not_changing_in_one_interval():
     # of a 1 s load slot are answered at its start and miss changes later in
     # the slot, which explains about 0.6% of it.
     assert np.mean(shares) == pytest.approx(float(expected), rel=0.05)
+
+
+def test_kernel_cache_is_keyed_by_every_module_that_defines_kernels():
+    package = ROOT / "sim"
+    defining = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if "@kernel" in path.read_text()
+    }
+    assert defining | {"jit.py"} == set(KERNEL_MODULES)
+    assert cache_dir().name.startswith("kernels-")

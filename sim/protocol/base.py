@@ -123,10 +123,10 @@ class Strategy:
             for tier, op in LOGIN_OPS:
                 tiers[tier].reserve(op, degree if op == "get" else 1)
         ready, read, shown = login_chain(
-            tiers["gateway"].state,
-            tiers["presence"].state,
-            tiers["cache"].state,
-            tiers["db"].state,
+            tiers["gateway"].buffers,
+            tiers["presence"].buffers,
+            tiers["cache"].buffers,
+            tiers["db"].buffers,
             self._login_ops,
             friends.indptr,
             friends.indices,
@@ -151,8 +151,8 @@ class Strategy:
         presence.reserve("change", 1)
         cache.reserve("set", 1)
         return status_write(
-            presence.state,
-            cache.state,
+            presence.buffers,
+            cache.buffers,
             self._write_ops[0],
             self._write_ops[1],
             user,
@@ -168,7 +168,7 @@ class Strategy:
         cache = self.tiers["cache"]
         cache.reserve("get", int(keys.indptr[row + 1] - keys.indptr[row]))
         return read_statuses(
-            cache.state,
+            cache.buffers,
             cache.op_index("get"),
             keys.indptr,
             keys.indices,
@@ -217,7 +217,7 @@ class Strategy:
             gateway.reserve("deliver", len(recipients))
             world = self.world
             finish, ghosts, hidden = push(
-                gateway.state,
+                gateway.buffers,
                 self._deliver_op,
                 recipients,
                 time,

@@ -3,14 +3,15 @@ status write and a batch read, each in one call over the tiers' states.
 
 The steps are those `sim.protocol.base.Strategy` describes; every job goes
 through `sim.fifo.serve_one`, so a chain queues exactly as the same jobs
-handed to the tiers one by one would. Tier states are `Tier.state` tuples,
-and a user's server at a tier is the user number modulo its servers.
+handed to the tiers one by one would. Tiers are given as their buffers
+(`Tier.buffers`), and a user's server at a tier is the user number modulo
+its servers.
 """
 
 import numpy as np
-from numba import njit
 
-from sim.fifo import serve_one
+from sim.fifo import serve_one, unpack
+from sim.jit import kernel
 
 # Operation indices of a login, in the order `login_chain` takes them.
 LOGIN_OPS = (
@@ -23,9 +24,9 @@ LOGIN_OPS = (
 )
 
 
-@njit(cache=True)
+@kernel
 def read_statuses(
-    cache: tuple,
+    cache_buffers: tuple,
     get: int,
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -36,6 +37,20 @@ def read_statuses(
     """One batch read of the statuses of the keys in `row` of a CSR: one
     request to each cache shard holding some of them, costing one `get` per
     key; returns when the slowest shard has answered."""
+    cache = unpack(cache_buffers[0], cache_buffers[1])
+    return _read(cache, get, indptr, indices, row, time, now)
+
+
+@kernel
+def _read(
+    cache: tuple,
+    get: int,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    row: int,
+    time: float,
+    now: float,
+) -> float:
     shards = cache[0].shape[0]
     per_shard = np.zeros(shards, dtype=np.int64)
     for k in range(indptr[row], indptr[row + 1]):
@@ -49,12 +64,12 @@ def read_statuses(
     return done
 
 
-@njit(cache=True)
+@kernel
 def login_chain(
-    gateway: tuple,
-    presence: tuple,
-    cache: tuple,
-    db: tuple,
+    gateway_buffers: tuple,
+    presence_buffers: tuple,
+    cache_buffers: tuple,
+    db_buffers: tuple,
     ops: np.ndarray,
     friends_indptr: np.ndarray,
     friends_indices: np.ndarray,
@@ -71,6 +86,10 @@ def login_chain(
     Returns when the presence tier is done, when the read is answered and
     when the gateway has delivered the view.
     """
+    gateway = unpack(gateway_buffers[0], gateway_buffers[1])
+    presence = unpack(presence_buffers[0], presence_buffers[1])
+    cache = unpack(cache_buffers[0], cache_buffers[1])
+    db = unpack(db_buffers[0], db_buffers[1])
     gateway_server = user % gateway[0].shape[0]
     at_gateway = serve_one(gateway, time, gateway_server, ops[0], 1, now)
     ready = serve_one(
@@ -78,17 +97,17 @@ def login_chain(
     )
     serve_one(cache, ready + hop, user % cache[0].shape[0], ops[2], 1, now)
     listed = serve_one(db, ready + hop, user % db[0].shape[0], ops[3], 1, now)
-    read = read_statuses(
+    read = _read(
         cache, ops[4], friends_indptr, friends_indices, user, listed + hop, now
     )
     shown = serve_one(gateway, read + hop, gateway_server, ops[5], 1, now)
     return ready, read, shown
 
 
-@njit(cache=True)
+@kernel
 def status_write(
-    presence: tuple,
-    cache: tuple,
+    presence_buffers: tuple,
+    cache_buffers: tuple,
     change: int,
     set_op: int,
     user: int,
@@ -98,6 +117,8 @@ def status_write(
 ) -> float:
     """The presence tier applies a status change and writes it to the
     cache; returns when the presence tier is done."""
+    presence = unpack(presence_buffers[0], presence_buffers[1])
+    cache = unpack(cache_buffers[0], cache_buffers[1])
     ready = serve_one(presence, time, user % presence[0].shape[0], change, 1, now)
     serve_one(cache, ready + hop, user % cache[0].shape[0], set_op, 1, now)
     return ready
