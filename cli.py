@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sim.errors import PresenceSimError
+from sim.errors import PresenceSimError, RunAborted
 
 app = typer.Typer(
     help="Simulate and size presence (online-status) sync for instant messaging.",
@@ -82,6 +82,9 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PresenceSimError as exc:
             errors.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
+        except RunAborted as exc:
+            errors.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             errors.print("[yellow]interrupted; nothing was written[/]")
             raise typer.Exit(130) from None
@@ -165,14 +168,15 @@ def run(
         return
 
     target = check_out_dir(out) if out is not None else None
-    with _simulated_time_bar() as progress:
-        task = progress.add_task(f"running {scenario.name}", total=1.0)
-        result = run_scenario(
-            scenario,
-            progress=lambda done: progress.update(task, completed=done),
-            processes=jobs,
-        )
-    out_dir = write_run(result, target or default_run_dir(result))
+    with kill_is_interrupt():
+        with _simulated_time_bar() as progress:
+            task = progress.add_task(f"running {scenario.name}", total=1.0)
+            result = run_scenario(
+                scenario,
+                progress=lambda done: progress.update(task, completed=done),
+                processes=jobs,
+            )
+        out_dir = write_run(result, target or default_run_dir(result))
     print_strategies(result.tables["strategies"])
     console.print(
         f"wrote [bold]{escape(str(out_dir))}[/] "

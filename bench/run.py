@@ -30,6 +30,10 @@ def case(kind: str, scenario: str, *overrides: str, audience: str = "friends") -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
 def line(label: str, result: dict) -> None:
     if "error" in result:
         print(f"{label:<44} failed: {result['error']}")
@@ -63,12 +67,16 @@ def main() -> None:
         "the cores, every output written); peak RSS is the main process + the "
         "largest forked one, which share the graph's pages."
     )
+    if args.quick:
+        print("Quick sizes: the targets are set for the full `make bench`.")
     print(f"{'case':<44} {'wall':>9}  peak RSS")
     walls = {}
+    case_results = {}
     for users in big:
         result = case("model", SEED, f"population.users={users}", f"duration={hour}")
         line(f"seed, {users:,} users, {hour}, all strategies", result)
         walls[users] = result.get("wall_s", math.nan)
+        case_results[users] = result
 
     if SLASHDOT.exists():
         slashdot = str(ROOT / "bench" / "slashdot.yaml")
@@ -83,8 +91,18 @@ def main() -> None:
     seconds = np.array([walls[u] for u in big])
     exponent = float(np.polyfit(np.log(users), np.log(seconds), 1)[0])
     print(
-        f"scaling exponent of wall time against users: {exponent:.2f} (target <= 1.1)"
+        f"scaling exponent of wall time against users: {exponent:.2f} "
+        f"(target <= 1.1: {verdict(exponent <= 1.1)})"
     )
+    largest = case_results[big[-1]]
+    if "error" not in largest:
+        peak_gb = (largest["peak_rss_mb"] + largest["child_rss_mb"]) / 1024
+        met = largest["wall_s"] <= 180 and peak_gb <= 8
+        print(
+            f"seed at {big[-1]:,} users, {hour}: {largest['wall_s']:.0f} s, at most "
+            f"{peak_gb:.1f} GB (target 180 s and 8 GB at 1,000,000 users, 1h: "
+            f"{verdict(met) if not args.quick else 'not measured by --quick'})"
+        )
 
     # Naive per-message reference against the batch model, same workload.
     for audience, users_n in (
@@ -109,7 +127,8 @@ def main() -> None:
                 f"speed-up over the naive model, {audience} push: {ratio:.1f}x "
                 f"(simulation {naive['simulate_s']:.2f} s against "
                 f"{model['simulate_s']:.2f} s, graph and workload building "
-                f"left out of both; N {naive['n_mean']:.1f}; target >= {target}x)"
+                f"left out of both; N {naive['n_mean']:.1f}; target >= {target}x: "
+                f"{verdict(ratio >= target)})"
             )
 
     limit = case(
@@ -124,10 +143,11 @@ def main() -> None:
     if "error" in limit:
         print(f"distance to the limit: failed: {limit['error']}")
     else:
+        distance = limit["fanout_s"] / limit["bare_s"]
         print(
             f"distance to the limit: fan-out {limit['fanout_s']:.2f} s against a "
             f"bare numpy gather loop {limit['bare_s']:.2f} s = "
-            f"{limit['fanout_s'] / limit['bare_s']:.1f}x (target <= 3x)"
+            f"{distance:.1f}x (target <= 3x: {verdict(distance <= 3)})"
         )
 
 

@@ -13,10 +13,12 @@ elsewhere the strategies run one after another in the parent.
 
 import logging
 import multiprocessing
+import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
 
+from sim.errors import RunAborted
 from sim.model import Progress, Simulation, World
 from sim.protocol.base import Strategy
 
@@ -74,39 +76,55 @@ def simulate(
     shares = share(strategies, processes)
     context = multiprocessing.get_context("fork")
     children = []
-    for part in shares[1:]:
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_simulate_part,
-            args=(world, [strategies[i] for i in part], sender),
-            daemon=True,
-        )
-        process.start()
-        sender.close()
-        children.append((part, process, receiver))
-    log.info("strategies shared among %d processes: %s", len(shares), shares)
-
-    Simulation(world, [strategies[i] for i in shares[0]], progress).run()
-    for part, process, receiver in children:
-        try:
-            outcome = receiver.recv()
-        except EOFError:
-            outcome = None
-        process.join()
-        names = ", ".join("/".join(strategies[i].key) for i in part)
-        if not isinstance(outcome, list):
-            detail = outcome if isinstance(outcome, str) else ""
-            raise RuntimeError(
-                f"the process simulating {names} stopped "
-                f"(exit code {process.exitcode}){detail}"
+    try:
+        for part in shares[1:]:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_simulate_part,
+                args=(world, [strategies[i] for i in part], sender, receiver),
+                daemon=True,
             )
-        for i, state in zip(part, outcome, strict=True):
-            strategies[i].adopt(state)
+            process.start()
+            sender.close()
+            children.append((part, process, receiver))
+        log.info("strategies shared among %d processes: %s", len(shares), shares)
+
+        Simulation(world, [strategies[i] for i in shares[0]], progress).run()
+        for part, process, receiver in children:
+            try:
+                outcome = receiver.recv()
+            except EOFError:
+                outcome = None
+            process.join()
+            if not isinstance(outcome, list):
+                names = ", ".join("/".join(strategies[i].key) for i in part)
+                raise RunAborted(
+                    f"the process simulating {names} stopped before it finished "
+                    f"(exit code {process.exitcode}){outcome or ''}"
+                )
+            for i, state in zip(part, outcome, strict=True):
+                strategies[i].adopt(state)
+    finally:
+        # On an interrupt or an error here, no worker outlives the run.
+        for _, process, receiver in children:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            receiver.close()
 
 
 def _simulate_part(
-    world: World, strategies: list[Strategy], sender: Connection
+    world: World,
+    strategies: list[Strategy],
+    sender: Connection,
+    receiver: Connection,
 ) -> None:
+    # The parent alone answers Ctrl-C and `kill`, and stops its workers; with
+    # the pipe's reading end closed here, a worker whose parent is gone
+    # stops at its first write instead of waiting for ever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    receiver.close()
     try:
         Simulation(world, strategies, None).run()
         sender.send([strategy.outcome() for strategy in strategies])

@@ -70,10 +70,21 @@ def check_out_dir(out_dir: Path) -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise PresenceSimError(f"--out: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise PresenceSimError(f"--out: cannot write in {parent}")
+            _check_writable(parent)
             break
     return out_dir
+
+
+def _check_writable(folder: Path) -> None:
+    """Make and remove a folder in `folder`, as writing the run will; some
+    folders (such as those of /proc) pass an access check and still refuse."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".presence-sim-check.", dir=folder)
+    except OSError as exc:
+        raise PresenceSimError(
+            f"--out: cannot write in {folder} ({exc.strerror or exc})"
+        ) from None
+    os.rmdir(probe)
 
 
 @contextmanager

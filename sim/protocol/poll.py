@@ -33,6 +33,9 @@ class Poll(Strategy):
     rather than as single requests.
     Limitation: a poll that follows two changes of the same user counts both
     as detected, although the observer only sees the later status.
+    Limitation: whether a reply is empty is decided when the poll's load slot
+    starts, so a change later in the same slot is missed by polls of that
+    slot.
     """
 
     name = "poll"

@@ -156,5 +156,5 @@ def render_report(
     for template, output in (("report.html.j2", True), ("report.md.j2", False)):
         text = _environment(output).get_template(template).render(context)
         (folder / template.removesuffix(".j2")).write_text(text, encoding="utf-8")
-    log.info("report written to %s", folder)
+    log.debug("report drawn in %s", folder)
     return sections
