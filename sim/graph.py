@@ -156,11 +156,7 @@ def build_graph(
         ids: pd.Index | None = None
         source = f"synthetic, out-degree {spec.out_degree.distribution}"
     else:
-        if "users" in scenario.population.model_fields_set:
-            raise PresenceSimError(
-                "population.users: the graph file decides the number of users; "
-                "remove population.users or use graph.kind: synthetic"
-            )
+        _refuse_users_beside_a_graph_file(scenario)
         friends, ids = read_edge_list(spec)
         users = friends.rows
         source = Path(spec.path).name
@@ -200,10 +196,19 @@ def check_data_files(scenario: Scenario) -> None:
     ids = None
     users = scenario.population.users
     if isinstance(scenario.graph, EdgeListGraph):
+        _refuse_users_beside_a_graph_file(scenario)
         friends, ids = read_edge_list(scenario.graph)
         users = friends.rows
     if isinstance(scenario.groups, MembershipGroups):
         read_memberships(scenario.groups, ids, users)
+
+
+def _refuse_users_beside_a_graph_file(scenario: Scenario) -> None:
+    if "users" in scenario.population.model_fields_set:
+        raise PresenceSimError(
+            "population.users: the graph file decides the number of users; "
+            "remove population.users or use graph.kind: synthetic"
+        )
 
 
 def out_degrees(

@@ -10,6 +10,7 @@ from sim.graph import (
     Csr,
     SocialGraph,
     build_graph,
+    check_data_files,
     synthetic_friends,
     synthetic_groups,
 )
@@ -160,6 +161,9 @@ def test_population_users_with_a_graph_file_is_refused(tmp_path):
     )
     with pytest.raises(PresenceSimError, match="population.users"):
         build_graph(scenario, np.random.default_rng(0), np.random.default_rng(0))
+    # `presence-sim validate` reads the data files and says the same.
+    with pytest.raises(PresenceSimError, match="population.users"):
+        check_data_files(scenario)
 
 
 def test_reciprocity_counts_return_arcs_and_estimates_from_spaced_arcs():
