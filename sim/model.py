@@ -3,12 +3,15 @@
 Three processes feed the strategies: user events (logins, status switches,
 logouts, vanished clients and heartbeat timeouts), group visits, and the
 ticks of the load time-series slots (where polling and heartbeats are
-computed for the whole slot at once). Strategies react with vectorised
-fan-outs; deliveries that happen later are scheduled as one event per
-fan-out, never one per message.
+computed for the whole slot at once). Strategies react with batch fan-outs;
+the arrival of a push at the gateways, later, is one follow-up per fan-out,
+never one per message, run by the user-event process in time order.
 """
 
+import heapq
+import itertools
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -81,6 +84,8 @@ class World:
         self.watched = np.zeros(users, dtype=bool)
         self.watched_observer = np.zeros(users, dtype=bool)
         self.watched_visits: set[int] = set()
+        self.follow_ups: list[tuple[float, int, Callable[[], None]]] = []
+        self._follow_up_order = itertools.count()
 
     @property
     def now(self) -> float:
@@ -102,6 +107,13 @@ class World:
             if mode != INVISIBLE:
                 return mode
         return OFFLINE
+
+    def follow_up(self, time: float, action: Callable[[], None]) -> None:
+        """Run `action` at simulated `time`, later than the user event being
+        handled; for work that follows from user events only (the arrival of
+        a push). The user-event process runs follow-ups in time order between
+        events, without a SimPy event each (see `Simulation`)."""
+        heapq.heappush(self.follow_ups, (time, next(self._follow_up_order), action))
 
     def at(self, time: float, action: Callable[[], None]) -> None:
         """Run `action` at simulated `time` (not before now)."""
@@ -231,7 +243,9 @@ class Simulation:
             strict=True,
         )
         for time, kind, user, mode, session in rows:
-            yield env.timeout(max(0.0, time - env.now))
+            yield from self._follow_ups(until=time)
+            if not time < env.peek():
+                yield env.timeout(max(0.0, time - env.now))
             event = self._apply(time, kind, user, mode, session)
             if event is None:
                 continue
@@ -239,6 +253,26 @@ class Simulation:
                 self.world.changes.append((time, user, event.new))
             for strategy in self.strategies:
                 strategy.on_event(event)
+        yield from self._follow_ups(until=math.inf)
+
+    def _follow_ups(self, until: float) -> Iterator[simpy.Event]:
+        """Run the follow-ups due no later than `until`, in time order.
+
+        Only handlers of user events schedule follow-ups, and they run in this
+        process, so nothing adds one while it waits. A follow-up, like a user
+        event, goes ahead at once when nothing else is queued for its time or
+        earlier (SimPy would run it next anyway); otherwise the process waits
+        in SimPy's queue until its time. Going ahead leaves the clock behind
+        the item's time, which no handler takes for it: each is given its own
+        time, and `World.at` takes absolute times.
+        """
+        env = self.world.env
+        agenda = self.world.follow_ups
+        while agenda and agenda[0][0] <= until:
+            time = agenda[0][0]
+            if not time < env.peek():
+                yield env.timeout(max(0.0, time - env.now))
+            heapq.heappop(agenda)[2]()
 
     def _apply(
         self, time: float, kind: int, user: int, mode: int, session: int

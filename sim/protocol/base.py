@@ -48,6 +48,8 @@ class Strategy:
         )
         self._random_login = any(op in tiers[tier].random_ops for tier, op in LOGIN_OPS)
         self._deliver_op = tiers["gateway"].op_index("deliver")
+        self._random_deliver = "deliver" in tiers["gateway"].random_ops
+        self._push_bytes = self.sizes.header_bytes + self.sizes.status_bytes
         self._write_ops = (
             tiers["presence"].op_index("change"),
             tiers["cache"].op_index("set"),
@@ -214,7 +216,8 @@ class Strategy:
         counted = self.counting(changed_at)
 
         def arrive() -> None:
-            gateway.reserve("deliver", len(recipients))
+            if self._random_deliver:
+                gateway.reserve("deliver", len(recipients))
             world = self.world
             finish, ghosts, hidden = push(
                 gateway.buffers,
@@ -225,13 +228,14 @@ class Strategy:
                 world.mode,
                 INVISIBLE,
             )
-            shown_at = finish + self.hop
             if counted:
-                self.metrics.latency.add(shown_at - changed_at)
-                self.metrics.ghost_pushes += ghosts
-                self.metrics.invisible_recipients += hidden
-            if self.world.watched[subject]:
-                watching = self.world.watched_observer[recipients]
+                metrics = self.metrics
+                metrics.latency.add(finish + (self.hop - changed_at))
+                metrics.ghost_pushes += ghosts
+                metrics.invisible_recipients += hidden
+            if world.watched[subject]:
+                shown_at = finish + self.hop
+                watching = world.watched_observer[recipients]
                 for observer, seen in zip(
                     recipients[watching].tolist(),
                     shown_at[watching].tolist(),
@@ -241,7 +245,5 @@ class Strategy:
 
         if counted:
             self.metrics.messages += len(recipients)
-            self.metrics.bytes += len(recipients) * (
-                self.sizes.header_bytes + self.sizes.status_bytes
-            )
-        self.world.at(time, arrive)
+            self.metrics.bytes += len(recipients) * self._push_bytes
+        self.world.follow_up(time, arrive)
