@@ -94,8 +94,10 @@ def run_limit(scenario_file: str, overrides: list[str]) -> dict:
 
         return wrapped
 
-    # Only friend push runs, so every action scheduled on the world is the
-    # arrival of a push at the gateways.
+    # Every follow-up of a user event is the arrival of a push at the
+    # gateways; nothing else is scheduled through World.at in this case.
+    follow_up = run.world.follow_up
+    run.world.follow_up = lambda when, action: follow_up(when, timed(action))
     world_at = run.world.at
     run.world.at = lambda when, action: world_at(when, timed(action))
     Push.on_change = timed(original_on_change)

@@ -242,8 +242,10 @@ class Simulation:
             workload.event_session.tolist(),
             strict=True,
         )
+        follow_ups = self.world.follow_ups
         for time, kind, user, mode, session in rows:
-            yield from self._follow_ups(until=time)
+            if follow_ups and follow_ups[0][0] <= time:
+                yield from self._follow_ups(until=time)
             if not time < env.peek():
                 yield env.timeout(max(0.0, time - env.now))
             event = self._apply(time, kind, user, mode, session)
