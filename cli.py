@@ -419,11 +419,12 @@ def _cell(row: dict[str, Any], key: str, shape: Callable[[Any], str]) -> str:
     """A value, followed by `± half-width` when the row has a 95% interval."""
     from sim.stats import HIGH
 
-    text = shape(row[key])
+    # Values such as a swept list ("[push]") are text, not rich markup.
+    text = escape(shape(row[key]))
     high = row.get(key + HIGH)
     if high is None or math.isnan(high) or math.isnan(row[key]):
         return text
-    return f"{text}±{shape(high - row[key])}"
+    return f"{text}±{escape(shape(high - row[key]))}"
 
 
 def _wide() -> Console:

@@ -168,10 +168,14 @@ def run_plan(
     out_dir = check_out_dir(out_dir)
     store = RunStore(out_dir / "runs")
     executed, skipped = make_runs(plan, store, choice, progress)
-    tables, summaries = combine_runs(plan, store)
-    summary = plan_summary(plan, summaries, executed, skipped)
-    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-    write_outputs_into(RunResult(plan.base, summary, tables), out_dir, report)
+    try:
+        tables, summaries = combine_runs(plan, store)
+        summary = plan_summary(plan, summaries, executed, skipped)
+        summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+        write_outputs_into(RunResult(plan.base, summary, tables), out_dir, report)
+    except KeyboardInterrupt:
+        # Every run is made and kept; only the combined outputs are missing.
+        raise RunsInterrupted(len(store.finished()), out_dir) from None
     return Outcome(executed, skipped, tables, out_dir)
 
 

@@ -236,3 +236,14 @@ def test_sweep_with_bad_value_exits_2_and_writes_nothing(tmp_path):
     assert "population.users=-5" in result.stderr
     assert "greater than or equal to 2" in result.stderr
     assert not out.exists()
+
+
+def test_swept_lists_are_shown_as_written_in_the_terminal_table(tmp_path):
+    path = _scenario_file(tmp_path)
+    command = [sys.executable, str(ROOT / "cli.py"), "sweep", str(path)]
+    command += ["--grid", "strategies.friends=[push],[poll]", "-j", "1"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    # One row per strategy of each point, labelled with the point's list.
+    assert result.stdout.count("[push]") >= 1
+    assert result.stdout.count("[poll]") >= 1
