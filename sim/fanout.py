@@ -8,7 +8,7 @@ arrays per row; the protocol modules call them with whole batches.
 import numpy as np
 
 from sim.fifo import serve_batch, unpack
-from sim.jit import kernel
+from sim.jit import kernel, kernel_without_refcounts
 
 
 @kernel
@@ -112,7 +112,7 @@ def keys_per_shard(
     return counts
 
 
-@kernel
+@kernel_without_refcounts
 def push(
     gateway_buffers: tuple,
     deliver: int,
@@ -121,20 +121,21 @@ def push(
     present: np.ndarray,
     mode: np.ndarray,
     invisible: int,
-) -> tuple[np.ndarray, int, int]:
+    finish: np.ndarray,
+) -> tuple[int, int]:
     """Deliver one push to `recipients` through their gateway servers (the
-    recipient number modulo the servers), all arriving at `time`.
+    recipient number modulo the servers), all arriving at `time`; writes
+    each delivery's finish time into `finish`.
 
-    Returns each delivery's finish time, how many recipients were ghosts
-    (their client gone) and how many were invisible.
+    Returns how many recipients were ghosts (their client gone) and how many
+    were invisible.
     """
-    gateway = unpack(gateway_buffers[0], gateway_buffers[1])
-    servers = np.empty(len(recipients), dtype=np.int64)
     ghosts = 0
     hidden = 0
     for i in range(len(recipients)):
         user = recipients[i]
-        servers[i] = user % gateway[0].shape[0]
         ghosts += not present[user]
         hidden += mode[user] == invisible
-    return serve_batch(gateway, time, servers, deliver), ghosts, hidden
+    gateway = unpack(gateway_buffers[0], gateway_buffers[1])
+    serve_batch(gateway, time, recipients, deliver, finish)
+    return ghosts, hidden

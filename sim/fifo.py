@@ -31,13 +31,20 @@ load slots; see `Tier.state`):
 11. `draws[op, k]`: service times of random operations drawn ahead, taken in
     order from `draw_next[op]`.
 12. `draw_next[op]`.
+13. and 14. Scratch room of floats and integers for one call at a time
+    (`CACHE` x 2 floats; `CACHE` x 2 + one per server integers), so that no
+    kernel allocates memory.
+
+The kernels that serve jobs are compiled without reference counting (see
+`sim.jit.kernel_without_refcounts`): they allocate nothing, and every array
+they touch belongs to a caller that holds it for the whole call.
 """
 
 import math
 
 import numpy as np
 
-from sim.jit import kernel
+from sim.jit import kernel_without_refcounts
 from sim.metrics import BINS, LOW, PER_DECADE
 
 SOJOURN = 0
@@ -61,13 +68,15 @@ def pack(
     """Zeroed buffers of a tier of these sizes (see `unpack`)."""
     s, w, g, k, b = servers, workers, gap_room, slowdowns, draw_room
     floats = s * w + s * g * 2 + ops * 5 + 2 * slots + 2 + ops + k * 3 + ops * b
+    floats += 2 * CACHE
     ints = HEADER + s + ops * 4 + 2 * ops * BINS + ops * slots + ops
+    ints += 2 * CACHE + s
     buffers = np.zeros(floats), np.zeros(ints, dtype=np.int64)
     buffers[1][:HEADER] = (servers, workers, gap_room, ops, slots, slowdowns, b)
     return buffers
 
 
-@kernel
+@kernel_without_refcounts
 def unpack(floats: np.ndarray, ints: np.ndarray) -> tuple:
     """The state tuple of a tier, as views into its two buffers; the sizes
     here and in `pack` go together."""
@@ -96,6 +105,8 @@ def unpack(floats: np.ndarray, ints: np.ndarray) -> tuple:
     slowdowns = floats[at : at + k * 3].reshape((k, 3))
     at += k * 3
     draws = floats[at : at + ops * b].reshape((ops, b))
+    at += ops * b
+    scratch_floats = floats[at : at + 2 * CACHE]
     at = HEADER
     gap_count = ints[at : at + s]
     at += s
@@ -106,6 +117,8 @@ def unpack(floats: np.ndarray, ints: np.ndarray) -> tuple:
     slot_jobs = ints[at : at + ops * slots].reshape((ops, slots))
     at += ops * slots
     draw_next = ints[at : at + ops]
+    at += ops
+    scratch_ints = ints[at : at + 2 * CACHE + s]
     return (
         free,
         gaps,
@@ -120,10 +133,12 @@ def unpack(floats: np.ndarray, ints: np.ndarray) -> tuple:
         slowdowns,
         draws,
         draw_next,
+        scratch_floats,
+        scratch_ints,
     )
 
 
-@kernel
+@kernel_without_refcounts
 def serve_job(
     buffers: tuple, t: float, server: int, op: int, size: int, now: float
 ) -> float:
@@ -131,13 +146,15 @@ def serve_job(
     return serve_one(unpack(buffers[0], buffers[1]), t, server, op, size, now)
 
 
-@kernel
-def serve_jobs(buffers: tuple, t: float, servers: np.ndarray, op: int) -> np.ndarray:
+@kernel_without_refcounts
+def serve_jobs(
+    buffers: tuple, t: float, servers: np.ndarray, op: int, finish: np.ndarray
+) -> None:
     """`serve_batch` on a tier's buffers."""
-    return serve_batch(unpack(buffers[0], buffers[1]), t, servers, op)
+    serve_batch(unpack(buffers[0], buffers[1]), t, servers, op, finish)
 
 
-@kernel
+@kernel_without_refcounts
 def bin_of(value: float) -> int:
     """The histogram bin of a sojourn or wait."""
     if value <= LOW:
@@ -145,7 +162,7 @@ def bin_of(value: float) -> int:
     return min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
 
 
-@kernel
+@kernel_without_refcounts
 def record(
     hist: np.ndarray,
     totals: np.ndarray,
@@ -162,7 +179,7 @@ def record(
     counts[op, 2 + kind] += times
 
 
-@kernel
+@kernel_without_refcounts
 def record_waits(
     hist: np.ndarray,
     totals: np.ndarray,
@@ -177,7 +194,7 @@ def record_waits(
             record(hist, totals, counts, WAIT, op, lags[i], jobs[i])
 
 
-@kernel
+@kernel_without_refcounts
 def account(
     totals: np.ndarray,
     counts: np.ndarray,
@@ -211,7 +228,7 @@ def account(
         counts[op, 1] = queued
 
 
-@kernel
+@kernel_without_refcounts
 def _remove_gap(gaps: np.ndarray, gap_count: np.ndarray, server: int, k: int) -> None:
     """Drop gap k of a server, keeping the others in order."""
     last = gap_count[server] - 1
@@ -221,7 +238,7 @@ def _remove_gap(gaps: np.ndarray, gap_count: np.ndarray, server: int, k: int) ->
     gap_count[server] = last
 
 
-@kernel
+@kernel_without_refcounts
 def _add_gap(
     gaps: np.ndarray,
     gap_count: np.ndarray,
@@ -256,7 +273,7 @@ def _add_gap(
         _remove_gap(gaps, gap_count, server, first)
 
 
-@kernel
+@kernel_without_refcounts
 def service_time(state: tuple, op: int, size: int, t: float) -> float:
     """The service time of one job of `op` arriving at t; a sized job (a
     batch read of `size` keys) takes the sum of `size` services."""
@@ -276,7 +293,7 @@ def service_time(state: tuple, op: int, size: int, t: float) -> float:
     return service
 
 
-@kernel
+@kernel_without_refcounts
 def serve_one(
     state: tuple, t: float, server: int, op: int, size: int, now: float
 ) -> float:
@@ -366,28 +383,35 @@ def serve_one(
     return finish
 
 
-@kernel
-def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndarray:
-    """Serve jobs that all arrive at t, `servers[i]` taking job i, queued at
-    each server in the order given; returns the finish times in that order.
+@kernel_without_refcounts
+def serve_batch(
+    state: tuple, t: float, targets: np.ndarray, op: int, finish: np.ndarray
+) -> None:
+    """Serve jobs that all arrive at t, job i at server `targets[i]` modulo
+    the servers (a server number, or a user whose traffic that server
+    handles), queued at each server in the order given; writes the finish
+    times into `finish`, in that order.
     """
     free, totals, counts, hist = state[0], state[3], state[4], state[5]
     slot_length, counted_from = state[8][0], state[8][1]
-    jobs = len(servers)
-    finish = np.empty(jobs)
-    waiting = np.zeros(free.shape[0], dtype=np.int64)
+    jobs = len(targets)
+    servers = free.shape[0]
     workers = free.shape[1]
+    # Jobs that waited, per server; then the bin cache (see below).
+    waiting = state[14][2 * CACHE :]
+    waiting[:] = 0
+    seen_bins = state[14][: 2 * CACHE].reshape((CACHE, 2))
+    seen_wait = state[13][:CACHE]
+    seen_service = state[13][CACHE:]
+    seen_wait[:] = np.nan
     counted = t >= counted_from
     busy = 0.0
     wait_sum = 0.0
     max_wait = 0.0
     # Jobs of a batch often share a wait (one per round of the workers), so
     # the bins of recent (wait, service) pairs are kept, by the wait's value.
-    seen_wait = np.full(CACHE, np.nan)
-    seen_service = np.full(CACHE, np.nan)
-    seen_bins = np.zeros((CACHE, 2), dtype=np.int64)
     for i in range(jobs):
-        server = servers[i]
+        server = targets[i] % servers
         service = service_time(state, op, 1, t)
         chosen = 0
         for w in range(1, workers):
@@ -420,7 +444,7 @@ def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndar
         counts[op, 2 + SOJOURN] += jobs
         counts[op, 2 + WAIT] += jobs
     queued = 0
-    for server in range(len(waiting)):
+    for server in range(servers):
         if waiting[server] > queued:
             queued = waiting[server]
     account(
@@ -438,4 +462,3 @@ def serve_batch(state: tuple, t: float, servers: np.ndarray, op: int) -> np.ndar
         max_wait,
         queued,
     )
-    return finish

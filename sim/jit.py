@@ -39,3 +39,15 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 def kernel(function: Callable) -> Callable:
     """Compile `function` to machine code on its first call, cached."""
     return numba.njit(cache=True)(function)
+
+
+def kernel_without_refcounts(function: Callable) -> Callable:
+    """`kernel`, compiled without numba's reference counting of arrays.
+
+    Counting costs a pair of atomic operations per array each time arrays
+    are handed from one compiled function to another, which in the tiers'
+    kernels (thirteen views per tier) outweighed the work itself. Such a
+    kernel must not allocate arrays, and may only take arrays its caller
+    holds for the whole call; `_nrt` is numba's switch for this.
+    """
+    return numba.njit(cache=True, _nrt=False)(function)

@@ -287,9 +287,9 @@ class Tier:
         if len(servers) == 0:
             return np.zeros(0)
         self.reserve(op, len(servers))
-        return fifo.serve_jobs(
-            self.buffers, t, servers.astype(np.int64, copy=False), self._index[op]
-        )
+        finish = np.empty(len(servers))
+        fifo.serve_jobs(self.buffers, t, servers, self._index[op], finish)
+        return finish
 
     # Totals per operation and over operations, for the tier tables.
 

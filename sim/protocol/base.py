@@ -219,7 +219,8 @@ class Strategy:
             if self._random_deliver:
                 gateway.reserve("deliver", len(recipients))
             world = self.world
-            finish, ghosts, hidden = push(
+            finish = np.empty(len(recipients))
+            ghosts, hidden = push(
                 gateway.buffers,
                 self._deliver_op,
                 recipients,
@@ -227,6 +228,7 @@ class Strategy:
                 world.present,
                 world.mode,
                 INVISIBLE,
+                finish,
             )
             if counted:
                 metrics = self.metrics

@@ -10,8 +10,8 @@ its servers.
 
 import numpy as np
 
-from sim.fifo import serve_one, unpack
-from sim.jit import kernel
+from sim.fifo import CACHE, serve_one, unpack
+from sim.jit import kernel_without_refcounts
 
 # Operation indices of a login, in the order `login_chain` takes them.
 LOGIN_OPS = (
@@ -24,7 +24,7 @@ LOGIN_OPS = (
 )
 
 
-@kernel
+@kernel_without_refcounts
 def read_statuses(
     cache_buffers: tuple,
     get: int,
@@ -41,7 +41,7 @@ def read_statuses(
     return _read(cache, get, indptr, indices, row, time, now)
 
 
-@kernel
+@kernel_without_refcounts
 def _read(
     cache: tuple,
     get: int,
@@ -52,7 +52,9 @@ def _read(
     now: float,
 ) -> float:
     shards = cache[0].shape[0]
-    per_shard = np.zeros(shards, dtype=np.int64)
+    # The cache tier's scratch integers hold the keys per shard.
+    per_shard = cache[14][2 * CACHE :]
+    per_shard[:] = 0
     for k in range(indptr[row], indptr[row + 1]):
         per_shard[indices[k] % shards] += 1
     done = time
@@ -64,7 +66,7 @@ def _read(
     return done
 
 
-@kernel
+@kernel_without_refcounts
 def login_chain(
     gateway_buffers: tuple,
     presence_buffers: tuple,
@@ -104,7 +106,7 @@ def login_chain(
     return ready, read, shown
 
 
-@kernel
+@kernel_without_refcounts
 def status_write(
     presence_buffers: tuple,
     cache_buffers: tuple,
