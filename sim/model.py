@@ -203,7 +203,10 @@ class Event:
 
 
 class Reactor(Protocol):
-    """What the simulation calls on each strategy."""
+    """What the simulation calls on each strategy. Group visits are replayed
+    only when some strategy has `reacts_to_visits` set."""
+
+    reacts_to_visits: bool
 
     def on_event(self, event: Event) -> None: ...
 
@@ -227,7 +230,8 @@ class Simulation:
     def run(self) -> None:
         env = self.world.env
         env.process(self._events())
-        env.process(self._visits())
+        if any(strategy.reacts_to_visits for strategy in self.strategies):
+            env.process(self._visits())
         env.process(self._slots())
         env.run()
         log.info(

@@ -27,6 +27,8 @@ class Strategy:
 
     audience: ClassVar[str]
     name: ClassVar[str]
+    # Whether `on_visit` does anything; visits are not replayed otherwise.
+    reacts_to_visits: ClassVar[bool] = False
 
     def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
         self.world = world

@@ -20,6 +20,7 @@ class GroupLazyPull(Strategy):
 
     audience = "groups"
     name = "lazy_pull"
+    reacts_to_visits = True
 
     def __init__(self, world: World, tiers: dict[str, Tier]) -> None:
         super().__init__(world, tiers)
