@@ -7,9 +7,9 @@ computed for the whole slot at once). Strategies react with batch fan-outs;
 the arrival of a push at the gateways, later, is one follow-up per fan-out,
 never one per message, run by the user-event process in time order.
 
-Limitation: each status change still costs about 25 microseconds of Python
+Limitation: each status change still costs about 20 microseconds of Python
 around the compiled kernels (the event loop, the world update, the calls into
-the kernels), so a friend push with few recipients per change runs about 14
+the kernels), so a friend push with few recipients per change runs about 17
 times faster than a per-message model, not 20 (`make bench`).
 """
 
