@@ -48,6 +48,9 @@ def kernel_without_refcounts(function: Callable) -> Callable:
     are handed from one compiled function to another, which in the tiers'
     kernels (thirteen views per tier) outweighed the work itself. Such a
     kernel must not allocate arrays, and may only take arrays its caller
-    holds for the whole call; `_nrt` is numba's switch for this.
+    holds for the whole call.
+
+    Limitation: `_nrt` is numba's own switch for this, not part of its
+    documented interface, so a numba release could change it.
     """
     return numba.njit(cache=True, _nrt=False)(function)
