@@ -52,6 +52,24 @@ WAIT = 1
 # The integer buffer starts with the sizes of the layout: servers, workers,
 # room for gaps per server, operations, slots, slowdowns, room for draws.
 HEADER = 7
+# Positions in a tier's state tuple (see above).
+(
+    FREE,
+    GAPS,
+    GAP_COUNT,
+    TOTALS,
+    COUNTS,
+    HIST,
+    SLOT_JOBS,
+    SLOT_LOAD,
+    PARAMS,
+    FIXED,
+    SLOWDOWNS,
+    DRAWS,
+    DRAW_NEXT,
+    SCRATCH_FLOATS,
+    SCRATCH_INTS,
+) = range(15)
 # Entries of the bin cache of a batch.
 CACHE = 256
 
@@ -163,47 +181,27 @@ def bin_of(value: float) -> int:
 
 
 @kernel_without_refcounts
-def record(
-    hist: np.ndarray,
-    totals: np.ndarray,
-    counts: np.ndarray,
-    kind: int,
-    op: int,
-    value: float,
-    times: int = 1,
-) -> None:
+def record(state: tuple, kind: int, op: int, value: float, times: int = 1) -> None:
     """Add a sojourn or wait, `times` times over, to its histogram and
     running sum."""
-    hist[kind, op, bin_of(value)] += times
-    totals[op, 3 + kind] += value * times
-    counts[op, 2 + kind] += times
+    state[HIST][kind, op, bin_of(value)] += times
+    state[TOTALS][op, 3 + kind] += value * times
+    state[COUNTS][op, 2 + kind] += times
 
 
 @kernel_without_refcounts
-def record_waits(
-    hist: np.ndarray,
-    totals: np.ndarray,
-    counts: np.ndarray,
-    op: int,
-    lags: np.ndarray,
-    jobs: np.ndarray,
-) -> None:
+def record_waits(state: tuple, op: int, lags: np.ndarray, jobs: np.ndarray) -> None:
     """Add `jobs[i]` waits of `lags[i]` each (the jobs a fluid absorbed)."""
     for i in range(len(lags)):
         if jobs[i] > 0:
-            record(hist, totals, counts, WAIT, op, lags[i], jobs[i])
+            record(state, WAIT, op, lags[i], jobs[i])
 
 
 @kernel_without_refcounts
 def account(
-    totals: np.ndarray,
-    counts: np.ndarray,
-    slot_jobs: np.ndarray,
-    slot_load: np.ndarray,
+    state: tuple,
     op: int,
     t: float,
-    slot_length: float,
-    counted_from: float,
     jobs: int,
     busy: float,
     wait: float,
@@ -212,8 +210,10 @@ def account(
 ) -> None:
     """Add the jobs of one arrival at time t to the slot series and, past
     the warm-up, to the operation's totals."""
+    totals, counts, slot_load = state[TOTALS], state[COUNTS], state[SLOT_LOAD]
+    slot_length, counted_from = state[PARAMS][0], state[PARAMS][1]
     slot = min(int(t / slot_length), slot_load.shape[1] - 1)
-    slot_jobs[op, slot] += jobs
+    state[SLOT_JOBS][op, slot] += jobs
     slot_load[0, slot] += busy
     if max_wait > slot_load[1, slot]:
         slot_load[1, slot] = max_wait
@@ -277,16 +277,16 @@ def _add_gap(
 def service_time(state: tuple, op: int, size: int, t: float) -> float:
     """The service time of one job of `op` arriving at t; a sized job (a
     batch read of `size` keys) takes the sum of `size` services."""
-    fixed = state[9][op]
+    fixed = state[FIXED][op]
     if fixed == fixed:
         service = fixed * size
     else:
-        draws, taken = state[11], state[12]
+        draws, taken = state[DRAWS], state[DRAW_NEXT]
         service = 0.0
         for _ in range(size):
             service += draws[op, taken[op]]
             taken[op] += 1
-    slowdowns = state[10]
+    slowdowns = state[SLOWDOWNS]
     for k in range(slowdowns.shape[0]):
         if slowdowns[k, 0] <= t < slowdowns[k, 1]:
             service *= slowdowns[k, 2]
@@ -302,9 +302,7 @@ def serve_one(
     `now` is the simulation's time, no later than any job still to come.
     See `Tier.serve_one` for how idle gaps and the choice of worker work.
     """
-    free, gaps, gap_count = state[0], state[1], state[2]
-    totals, counts, hist = state[3], state[4], state[5]
-    slot_length, counted_from = state[8][0], state[8][1]
+    free, gaps, gap_count = state[FREE], state[GAPS], state[GAP_COUNT]
     service = service_time(state, op, size, t)
     workers = free.shape[1]
     idle = False
@@ -362,24 +360,10 @@ def serve_one(
             _add_gap(gaps, gap_count, server, ready, start, workers, now)
 
     wait = start - t
-    account(
-        totals,
-        counts,
-        state[6],
-        state[7],
-        op,
-        t,
-        slot_length,
-        counted_from,
-        1,
-        service,
-        wait,
-        wait,
-        1 if wait > 0 else 0,
-    )
-    if t >= counted_from:
-        record(hist, totals, counts, SOJOURN, op, finish - t)
-        record(hist, totals, counts, WAIT, op, wait)
+    account(state, op, t, 1, service, wait, wait, 1 if wait > 0 else 0)
+    if t >= state[PARAMS][1]:
+        record(state, SOJOURN, op, finish - t)
+        record(state, WAIT, op, wait)
     return finish
 
 
@@ -392,19 +376,18 @@ def serve_batch(
     handles), queued at each server in the order given; writes the finish
     times into `finish`, in that order.
     """
-    free, totals, counts, hist = state[0], state[3], state[4], state[5]
-    slot_length, counted_from = state[8][0], state[8][1]
+    free, totals, counts, hist = state[FREE], state[TOTALS], state[COUNTS], state[HIST]
     jobs = len(targets)
     servers = free.shape[0]
     workers = free.shape[1]
     # Jobs that waited, per server; then the bin cache (see below).
-    waiting = state[14][2 * CACHE :]
+    waiting = state[SCRATCH_INTS][2 * CACHE :]
     waiting[:] = 0
-    seen_bins = state[14][: 2 * CACHE].reshape((CACHE, 2))
-    seen_wait = state[13][:CACHE]
-    seen_service = state[13][CACHE:]
+    seen_bins = state[SCRATCH_INTS][: 2 * CACHE].reshape((CACHE, 2))
+    seen_wait = state[SCRATCH_FLOATS][:CACHE]
+    seen_service = state[SCRATCH_FLOATS][CACHE:]
     seen_wait[:] = np.nan
-    counted = t >= counted_from
+    counted = t >= state[PARAMS][1]
     busy = 0.0
     wait_sum = 0.0
     max_wait = 0.0
@@ -447,18 +430,4 @@ def serve_batch(
     for server in range(servers):
         if waiting[server] > queued:
             queued = waiting[server]
-    account(
-        totals,
-        counts,
-        state[6],
-        state[7],
-        op,
-        t,
-        slot_length,
-        counted_from,
-        jobs,
-        busy,
-        wait_sum,
-        max_wait,
-        queued,
-    )
+    account(state, op, t, jobs, busy, wait_sum, max_wait, queued)

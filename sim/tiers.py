@@ -89,7 +89,6 @@ class Tier:
         # The simulation's time, no later than any job still to be placed;
         # the strategy that owns the tier sets it.
         self.clock: Callable[[], float] = lambda: -math.inf
-        self._slot = slot
         self._slots = max(1, int(np.ceil(duration / slot)))
         starts = np.arange(self._slots) * slot
         self._widths = np.minimum(slot, duration - starts)
@@ -109,12 +108,14 @@ class Tier:
             DRAW_BLOCK if self.random_ops else 0,
         )
         self.state = fifo.unpack.py_func(*self.buffers)
-        self.state[8][:] = (slot, counted_from)
-        self.state[9][:] = [math.nan if v is None else v for v in self._fixed.values()]
+        self.state[fifo.PARAMS][:] = (slot, counted_from)
+        self.state[fifo.FIXED][:] = [
+            math.nan if v is None else v for v in self._fixed.values()
+        ]
         if self.slowdowns:
-            self.state[10][:] = self.slowdowns
+            self.state[fifo.SLOWDOWNS][:] = self.slowdowns
         for op in self.random_ops:
-            self.state[12][self._index[op]] = DRAW_BLOCK
+            self.state[fifo.DRAW_NEXT][self._index[op]] = DRAW_BLOCK
 
     def __getstate__(self) -> dict:
         # The clock reads the owner's simulation, which stays behind; the
@@ -133,45 +134,21 @@ class Tier:
     @property
     def arrivals(self) -> np.ndarray:
         """Jobs arriving in each slot."""
-        return self._slot_jobs.sum(axis=0)
-
-    @property
-    def _free(self) -> np.ndarray:
-        return self.state[0]
-
-    @property
-    def _totals(self) -> np.ndarray:
-        return self.state[3]
-
-    @property
-    def _counts(self) -> np.ndarray:
-        return self.state[4]
-
-    @property
-    def _hist(self) -> np.ndarray:
-        return self.state[5]
-
-    @property
-    def _slot_jobs(self) -> np.ndarray:
-        return self.state[6]
-
-    @property
-    def _slot_load(self) -> np.ndarray:
-        return self.state[7]
+        return self.state[fifo.SLOT_JOBS].sum(axis=0)
 
     @property
     def op_arrivals(self) -> dict[str, np.ndarray]:
-        return {op: self._slot_jobs[k] for op, k in self._index.items()}
+        return {op: self.state[fifo.SLOT_JOBS][k] for op, k in self._index.items()}
 
     @property
     def slot_busy(self) -> np.ndarray:
         """Work (seconds of service) arriving in each slot."""
-        return self._slot_load[0]
+        return self.state[fifo.SLOT_LOAD][0]
 
     @property
     def slot_max_wait(self) -> np.ndarray:
         """The longest wait of a job arriving in each slot."""
-        return self._slot_load[1]
+        return self.state[fifo.SLOT_LOAD][1]
 
     def rates(self) -> np.ndarray:
         """Arrivals per second in each slot (the last slot may be shorter)."""
@@ -197,14 +174,14 @@ class Tier:
         do for a fixed service time)."""
         if self._fixed[op] is not None:
             return
-        draws, taken = self.state[11], self.state[12]
+        draws, taken = self.state[fifo.DRAWS], self.state[fifo.DRAW_NEXT]
         k = self._index[op]
         if draws.shape[1] - taken[k] >= size:
             return
         width = max(draws.shape[1], size)
         if width > draws.shape[1]:
             self._widen_draws(width)
-            draws, taken = self.state[11], self.state[12]
+            draws, taken = self.state[fifo.DRAWS], self.state[fifo.DRAW_NEXT]
         left = draws[k, taken[k] :].copy()
         fresh = draw_lengths(self.operations[op], width - len(left), self._rng)
         draws[k] = np.concatenate([left, fresh])
@@ -218,11 +195,11 @@ class Tier:
         sizes[-1] = width
         self.buffers = fifo.pack(*sizes.tolist())
         self.state = fifo.unpack.py_func(*self.buffers)
-        for part, values in enumerate(old[:11]):
+        for part, values in enumerate(old[: fifo.DRAWS]):
             self.state[part][...] = values
-        draws, taken = self.state[11], self.state[12]
+        draws, taken = self.state[fifo.DRAWS], self.state[fifo.DRAW_NEXT]
         for row in range(draws.shape[0]):
-            left = old[11][row, old[12][row] :]
+            left = old[fifo.DRAWS][row, old[fifo.DRAW_NEXT][row] :]
             draws[row, width - len(left) :] = left
             taken[row] = width - len(left)
 
@@ -255,19 +232,14 @@ class Tier:
         its server.
         """
         factor = self._factor(t)
-        ready = np.maximum(self._free, t)
-        self._free[:] = ready + (work * factor / self.workers)[:, None]
+        ready = np.maximum(self.state[fifo.FREE], t)
+        self.state[fifo.FREE][:] = ready + (work * factor / self.workers)[:, None]
         lag = ready.min(axis=1) - t
         index = self._index[op]
         fifo.account(
-            self._totals,
-            self._counts,
-            self._slot_jobs,
-            self._slot_load,
+            self.state,
             index,
             t,
-            self._slot,
-            self.counted_from,
             int(jobs.sum()),
             float(work.sum()) * factor,
             float((lag * jobs).sum()),
@@ -276,7 +248,7 @@ class Tier:
         )
         if t >= self.counted_from:
             self._absorbed[index] += int(jobs.sum())
-            fifo.record_waits(self._hist, self._totals, self._counts, index, lag, jobs)
+            fifo.record_waits(self.state, index, lag, jobs)
 
     def serve(self, t: float, servers: np.ndarray, op: str) -> np.ndarray:
         """Serve jobs that all arrive at time t, `servers[i]` taking job i.
@@ -298,8 +270,10 @@ class Tier:
         """Each operation's totals after the warm-up."""
         result = {}
         for op, k in self._index.items():
-            busy, wait, max_wait, sojourn_sum, wait_sum = self._totals[k].tolist()
-            jobs, max_queued, sojourns, waits = self._counts[k].tolist()
+            busy, wait, max_wait, sojourn_sum, wait_sum = self.state[fifo.TOTALS][
+                k
+            ].tolist()
+            jobs, max_queued, sojourns, waits = self.state[fifo.COUNTS][k].tolist()
             result[op] = OperationStats(
                 jobs=jobs,
                 busy=busy,
@@ -308,28 +282,30 @@ class Tier:
                 max_queued=max_queued,
                 absorbed=int(self._absorbed[k]),
                 sojourn=LogHistogram.from_counts(
-                    self._hist[0, k], sojourn_sum, sojourns
+                    self.state[fifo.HIST][0, k], sojourn_sum, sojourns
                 ),
-                waits=LogHistogram.from_counts(self._hist[1, k], wait_sum, waits),
+                waits=LogHistogram.from_counts(
+                    self.state[fifo.HIST][1, k], wait_sum, waits
+                ),
             )
         return result
 
     @property
     def jobs(self) -> int:
-        return int(self._counts[:, 0].sum())
+        return int(self.state[fifo.COUNTS][:, 0].sum())
 
     @property
     def busy(self) -> float:
-        return float(self._totals[:, 0].sum())
+        return float(self.state[fifo.TOTALS][:, 0].sum())
 
     @property
     def wait(self) -> float:
-        return float(self._totals[:, 1].sum())
+        return float(self.state[fifo.TOTALS][:, 1].sum())
 
     @property
     def max_wait(self) -> float:
-        return float(self._totals[:, 2].max(initial=0.0))
+        return float(self.state[fifo.TOTALS][:, 2].max(initial=0.0))
 
     @property
     def max_queued(self) -> int:
-        return int(self._counts[:, 1].max(initial=0))
+        return int(self.state[fifo.COUNTS][:, 1].max(initial=0))

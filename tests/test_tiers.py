@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sim.fifo import FREE
 from sim.scenario import LengthDistribution
 from sim.tiers import Tier
 
@@ -56,7 +57,7 @@ def test_random_service_keeps_each_worker_busy_back_to_back():
     finish = tier.serve(0.0, np.zeros(200, np.int64), "op")
     # Two workers kept busy from time 0: the last finish is about 100 services.
     assert finish.max() == pytest.approx(0.1, rel=0.3)
-    assert tier.busy == pytest.approx(tier._free.sum(), rel=1e-9)
+    assert tier.busy == pytest.approx(tier.state[FREE].sum(), rel=1e-9)
 
 
 def _per_message_mixed(batches, servers: int, workers: int):

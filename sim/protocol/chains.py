@@ -10,7 +10,7 @@ its servers.
 
 import numpy as np
 
-from sim.fifo import CACHE, serve_one, unpack
+from sim.fifo import CACHE, FREE, SCRATCH_INTS, serve_one, unpack
 from sim.jit import kernel_without_refcounts
 
 # Operation indices of a login, in the order `login_chain` takes them.
@@ -38,22 +38,9 @@ def read_statuses(
     request to each cache shard holding some of them, costing one `get` per
     key; returns when the slowest shard has answered."""
     cache = unpack(cache_buffers[0], cache_buffers[1])
-    return _read(cache, get, indptr, indices, row, time, now)
-
-
-@kernel_without_refcounts
-def _read(
-    cache: tuple,
-    get: int,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    row: int,
-    time: float,
-    now: float,
-) -> float:
-    shards = cache[0].shape[0]
+    shards = cache[FREE].shape[0]
     # The cache tier's scratch integers hold the keys per shard.
-    per_shard = cache[14][2 * CACHE :]
+    per_shard = cache[SCRATCH_INTS][2 * CACHE :]
     per_shard[:] = 0
     for k in range(indptr[row], indptr[row + 1]):
         per_shard[indices[k] % shards] += 1
@@ -92,15 +79,15 @@ def login_chain(
     presence = unpack(presence_buffers[0], presence_buffers[1])
     cache = unpack(cache_buffers[0], cache_buffers[1])
     db = unpack(db_buffers[0], db_buffers[1])
-    gateway_server = user % gateway[0].shape[0]
+    gateway_server = user % gateway[FREE].shape[0]
     at_gateway = serve_one(gateway, time, gateway_server, ops[0], 1, now)
     ready = serve_one(
-        presence, at_gateway + hop, user % presence[0].shape[0], ops[1], 1, now
+        presence, at_gateway + hop, user % presence[FREE].shape[0], ops[1], 1, now
     )
-    serve_one(cache, ready + hop, user % cache[0].shape[0], ops[2], 1, now)
-    listed = serve_one(db, ready + hop, user % db[0].shape[0], ops[3], 1, now)
-    read = _read(
-        cache, ops[4], friends_indptr, friends_indices, user, listed + hop, now
+    serve_one(cache, ready + hop, user % cache[FREE].shape[0], ops[2], 1, now)
+    listed = serve_one(db, ready + hop, user % db[FREE].shape[0], ops[3], 1, now)
+    read = read_statuses(
+        cache_buffers, ops[4], friends_indptr, friends_indices, user, listed + hop, now
     )
     shown = serve_one(gateway, read + hop, gateway_server, ops[5], 1, now)
     return ready, read, shown
@@ -121,6 +108,6 @@ def status_write(
     cache; returns when the presence tier is done."""
     presence = unpack(presence_buffers[0], presence_buffers[1])
     cache = unpack(cache_buffers[0], cache_buffers[1])
-    ready = serve_one(presence, time, user % presence[0].shape[0], change, 1, now)
-    serve_one(cache, ready + hop, user % cache[0].shape[0], set_op, 1, now)
+    ready = serve_one(presence, time, user % presence[FREE].shape[0], change, 1, now)
+    serve_one(cache, ready + hop, user % cache[FREE].shape[0], set_op, 1, now)
     return ready
