@@ -9,6 +9,7 @@ import numpy as np
 
 from sim.fifo import serve_batch, unpack
 from sim.jit import kernel, kernel_without_refcounts
+from sim.metrics import bin_into
 
 
 @kernel
@@ -122,13 +123,18 @@ def push(
     mode: np.ndarray,
     invisible: int,
     finish: np.ndarray,
-) -> tuple[int, int]:
+    latency: np.ndarray,
+    shift: float,
+) -> tuple[int, int, float]:
     """Deliver one push to `recipients` through their gateway servers (the
     recipient number modulo the servers), all arriving at `time`; writes
     each delivery's finish time into `finish`.
 
-    Returns how many recipients were ghosts (their client gone) and how many
-    were invisible.
+    Unless `latency` is empty, each finish time + `shift` is counted into
+    it, as `sim.metrics.LogHistogram` counts.
+
+    Returns how many recipients were ghosts (their client gone), how many
+    were invisible, and the sum of the values counted.
     """
     ghosts = 0
     hidden = 0
@@ -138,4 +144,7 @@ def push(
         hidden += mode[user] == invisible
     gateway = unpack(gateway_buffers[0], gateway_buffers[1])
     serve_batch(gateway, time, recipients, deliver, finish)
-    return ghosts, hidden
+    total = 0.0
+    if len(latency):
+        total = bin_into(latency, finish, shift)
+    return ghosts, hidden, total

@@ -40,12 +40,10 @@ The kernels that serve jobs are compiled without reference counting (see
 they touch belongs to a caller that holds it for the whole call.
 """
 
-import math
-
 import numpy as np
 
 from sim.jit import kernel_without_refcounts
-from sim.metrics import BINS, LOW, PER_DECADE
+from sim.metrics import BINS, bin_of
 
 SOJOURN = 0
 WAIT = 1
@@ -170,14 +168,6 @@ def serve_jobs(
 ) -> None:
     """`serve_batch` on a tier's buffers."""
     serve_batch(unpack(buffers[0], buffers[1]), t, servers, op, finish)
-
-
-@kernel_without_refcounts
-def bin_of(value: float) -> int:
-    """The histogram bin of a sojourn or wait."""
-    if value <= LOW:
-        return 0
-    return min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
 
 
 @kernel_without_refcounts

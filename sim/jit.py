@@ -19,7 +19,13 @@ from pathlib import Path
 import numba
 
 # Every module of sim/ that defines kernels (checked by the tests).
-KERNEL_MODULES = ("fifo.py", "fanout.py", "protocol/chains.py", "jit.py")
+KERNEL_MODULES = (
+    "fifo.py",
+    "fanout.py",
+    "metrics.py",
+    "protocol/chains.py",
+    "jit.py",
+)
 
 
 def cache_dir() -> Path:

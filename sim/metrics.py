@@ -5,15 +5,47 @@ fixed-size histograms (with exact sums for means); only per-change values,
 one number per status change, are kept whole.
 """
 
+import array
 import math
 
 import numpy as np
 
-# The default bins: 100 per decade over 16 decades from 0.1 microseconds.
+from sim.jit import kernel_without_refcounts
+
+# The bins of every histogram: 100 per decade over 16 decades from 0.1
+# microseconds. Kernels compile them in (sim/jit.py keys its cache by this
+# file for that reason).
 LOW = 1e-7
 DECADES = 16
 PER_DECADE = 100
 BINS = DECADES * PER_DECADE
+
+
+@kernel_without_refcounts
+def bin_of(value: float) -> int:
+    """The histogram bin of a value; zeros and values below `LOW` go to the
+    first bin."""
+    if value <= LOW:
+        return 0
+    return min(int(math.log10(value / LOW) * PER_DECADE), BINS - 1)
+
+
+@kernel_without_refcounts
+def bin_into(counts: np.ndarray, values: np.ndarray, shift: float) -> float:
+    """Count each of `values` + `shift` into its bin; returns their sum."""
+    total = 0.0
+    # A value equal to the one before it (as most deliveries of a push that
+    # waited for no worker are) reuses its bin.
+    last = math.nan
+    current = 0
+    for i in range(len(values)):
+        value = values[i] + shift
+        if value != last:
+            current = bin_of(value)
+            last = value
+        counts[current] += 1
+        total += value
+    return total
 
 
 class LogHistogram:
@@ -24,84 +56,52 @@ class LogHistogram:
     the first bin.
     """
 
-    def __init__(
-        self, low: float = LOW, decades: int = DECADES, per_decade: int = PER_DECADE
-    ):
-        self.low = low
-        self.per_decade = per_decade
-        self.bins = decades * per_decade
-        self._counts = np.zeros(self.bins, dtype=np.int64)
-        self._total = 0.0
+    low = LOW
+    per_decade = PER_DECADE
+    bins = BINS
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(BINS, dtype=np.int64)
+        self.total = 0.0
         self.count = 0
-        # Small arrays are binned together once enough have arrived.
-        self._pending: list[np.ndarray] = []
-        self._pending_size = 0
 
     @classmethod
     def from_counts(
         cls, counts: np.ndarray, total: float, count: int
     ) -> "LogHistogram":
-        """A histogram of the default bins holding `counts`, whose values sum
-        to `total`."""
+        """A histogram holding `counts`, whose values sum to `total`."""
         histogram = cls()
-        histogram._counts = counts.astype(np.int64, copy=True)
-        histogram._total = float(total)
+        histogram.counts = counts.astype(np.int64, copy=True)
+        histogram.total = float(total)
         histogram.count = int(count)
         return histogram
 
-    @property
-    def total(self) -> float:
-        """The exact sum of every value added."""
-        self._flush()
-        return self._total
-
-    @property
-    def counts(self) -> np.ndarray:
-        self._flush()
-        return self._counts
-
-    def add(self, values: np.ndarray) -> None:
-        if len(values) == 0:
-            return
-        self._pending.append(values)
-        self._pending_size += len(values)
-        self.count += len(values)
-        if self._pending_size >= 1 << 16:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        values = np.concatenate(self._pending)
-        self._total += float(values.sum())
-        self._pending.clear()
-        self._pending_size = 0
-        scaled = np.log10(np.maximum(values, self.low) / self.low) * self.per_decade
-        index = np.minimum(scaled.astype(np.int64), self.bins - 1)
-        self._counts += np.bincount(index, minlength=self.bins)
+    def add(self, values: np.ndarray, shift: float = 0.0) -> None:
+        """Add each of `values` + `shift`."""
+        if len(values):
+            self.total += bin_into(self.counts, values, shift)
+            self.count += len(values)
 
     def add_one(self, value: float) -> None:
-        """Add a single value without the cost of an array operation."""
-        scaled = math.log10(max(value, self.low) / self.low) * self.per_decade
-        self._counts[min(int(scaled), self.bins - 1)] += 1
-        self._total += value
+        """Add a single value."""
+        self.counts[bin_of(value)] += 1
+        self.total += value
         self.count += 1
 
+    def binned(self, count: int, total: float) -> None:
+        """Account for `count` values summing to `total` that a kernel has
+        already counted into `counts` (with `bin_of`)."""
+        self.count += count
+        self.total += total
+
     def add_counts(self, other: "LogHistogram") -> None:
-        """Fold in another histogram of the same bins."""
-        if (other.low, other.bins, other.per_decade) != (
-            self.low,
-            self.bins,
-            self.per_decade,
-        ):
-            raise ValueError("histograms with different bins cannot be combined")
-        self._flush()
-        self._counts += other.counts
-        self._total += other.total
+        """Fold in another histogram."""
+        self.counts += other.counts
+        self.total += other.total
         self.count += other.count
 
     def edges(self) -> np.ndarray:
-        return self.low * 10.0 ** (np.arange(self.bins + 1) / self.per_decade)
+        return LOW * 10.0 ** (np.arange(BINS + 1) / PER_DECADE)
 
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
@@ -111,26 +111,23 @@ class LogHistogram:
         if self.count == 0:
             return math.nan
         position = int(np.searchsorted(np.cumsum(self.counts), q * self.count))
-        position = min(position, self.bins - 1)
+        position = min(position, BINS - 1)
         edges = self.edges()
         return float(math.sqrt(edges[position] * edges[position + 1]))
 
 
 class IntSeries:
-    """An append-only array of integers that grows by doubling."""
+    """An append-only sequence of 64-bit integers, read as a numpy array."""
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self._data = np.zeros(capacity, dtype=np.int64)
-        self._size = 0
+    def __init__(self) -> None:
+        self._data = array.array("q")
 
     def append(self, value: int) -> None:
-        if self._size == len(self._data):
-            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
-        self._data[self._size] = value
-        self._size += 1
+        self._data.append(value)
 
     def values(self) -> np.ndarray:
-        return self._data[: self._size]
+        """The values so far, sharing no memory with later appends."""
+        return np.array(self._data, dtype=np.int64)
 
 
 class StrategyMetrics:

@@ -81,6 +81,7 @@ class World:
         self.mode_when_lost = np.zeros(users, dtype=np.int8)
         self.gateways = scenario.tiers.gateway.servers
         self._present_by: dict[int, np.ndarray] = {}
+        self._present_counts: list[tuple[int, memoryview]] = []
         self.present_by_gateway = self.present_on(self.gateways)
         self.ghost_seconds: list[float] = []
         self.changes: list[tuple[float, int, int]] = []
@@ -89,8 +90,21 @@ class World:
         self.watched = np.zeros(users, dtype=bool)
         self.watched_observer = np.zeros(users, dtype=bool)
         self.watched_visits: set[int] = set()
-        self.follow_ups: list[tuple[float, int, Callable[[], None]]] = []
+        self.follow_ups: list[tuple[float, int, Callable[..., None], tuple]] = []
         self._follow_up_order = itertools.count()
+        # The time of the next user event not yet handled (see `follow_up`).
+        self.next_event_time = math.inf
+        # The per-user arrays as Python sequences over the same memory, for
+        # `apply`, which reads and writes one element at a time: indexing a
+        # memoryview skips numpy's scalar objects.
+        self._present = memoryview(self.present)
+        self._connected = memoryview(self.connected)
+        self._mode = memoryview(self.mode)
+        self._session = memoryview(self.session)
+        self._vanished_at = memoryview(self.vanished_at)
+        self._mode_when_lost = memoryview(self.mode_when_lost)
+        self._reconnect = memoryview(sessions.reconnect)
+        self._watched = memoryview(self.watched)
 
     @property
     def now(self) -> float:
@@ -107,18 +121,33 @@ class World:
 
     def shown_one(self, user: int) -> int:
         """`shown` of one user, without array operations."""
-        if self.connected[user]:
-            mode = int(self.mode[user])
+        if self._connected[user]:
+            mode = self._mode[user]
             if mode != INVISIBLE:
                 return mode
         return OFFLINE
 
-    def follow_up(self, time: float, action: Callable[[], None]) -> None:
-        """Run `action` at simulated `time`, later than the user event being
+    def follow_up(
+        self, time: float, action: Callable[..., None], *args: object
+    ) -> None:
+        """Run `action(*args)` at simulated `time`, later than the user event being
         handled; for work that follows from user events only (the arrival of
         a push). The user-event process runs follow-ups in time order between
-        events, without a SimPy event each (see `Simulation`)."""
-        heapq.heappush(self.follow_ups, (time, next(self._follow_up_order), action))
+        events, without a SimPy event each (see `Simulation`).
+
+        When nothing else can happen first (no user event, follow-up or SimPy
+        event is due by `time`), `action` runs at once: the world and the
+        tiers it reads are the ones it would find at `time`.
+        """
+        agenda = self.follow_ups
+        if (
+            time <= self.next_event_time
+            and time < self.env.peek()
+            and not (agenda and agenda[0][0] <= time)
+        ):
+            action(*args)
+            return
+        heapq.heappush(agenda, (time, next(self._follow_up_order), action, args))
 
     def at(self, time: float, action: Callable[[], None]) -> None:
         """Run `action` at simulated `time` (not before now)."""
@@ -141,14 +170,54 @@ class World:
                 np.flatnonzero(self.present) % servers, minlength=servers
             )
             self._present_by[servers] = counts
+            self._present_counts.append((servers, memoryview(counts)))
         return counts
 
     def _set_present(self, user: int, present: bool) -> None:
-        if self.present[user] != present:
-            self.present[user] = present
+        if self._present[user] != present:
+            self._present[user] = present
             step = 1 if present else -1
-            for servers, counts in self._present_by.items():
+            for servers, counts in self._present_counts:
                 counts[user % servers] += step
+
+    def apply(
+        self, time: float, kind: int, user: int, mode: int, session: int
+    ) -> "Event | None":
+        """Update the world for one user event; None when the server sees
+        nothing (a vanished client, a stale timeout or switch)."""
+        current = self._session[user] == session
+        if kind == DISCONNECT:
+            if current:
+                self._set_present(user, False)
+                self._vanished_at[user] = time
+                self._mode_when_lost[user] = self._mode[user]
+            return None
+        connected = self._connected
+        if kind in (SWITCH, LOGOUT, TIMEOUT) and not (current and connected[user]):
+            return None
+        if kind == TIMEOUT and time >= self.warmup:
+            self.ghost_seconds.append(time - self._vanished_at[user])
+
+        old = self.shown_one(user)
+        if kind == LOGIN:
+            if self._reconnect[session]:
+                # A client reconnecting after a crash keeps the status its
+                # user had chosen (invisible users stay invisible).
+                mode = self._mode_when_lost[user] or mode
+            self._session[user] = session
+            connected[user] = True
+            self._set_present(user, True)
+            self._mode[user] = mode
+        elif kind == SWITCH:
+            self._mode[user] = mode
+        else:
+            connected[user] = False
+            self._set_present(user, False)
+            self._mode[user] = OFFLINE
+        event = Event(time, kind, user, old, self.shown_one(user), self)
+        if event.visible and self._watched[user]:
+            self.changes.append((time, user, event.new))
+        return event
 
 
 class Event:
@@ -159,7 +228,17 @@ class Event:
     an audience share its computation.
     """
 
-    __slots__ = ("time", "kind", "user", "old", "new", "world", "_friends", "_groups")
+    __slots__ = (
+        "time",
+        "kind",
+        "user",
+        "old",
+        "new",
+        "visible",
+        "world",
+        "_friends",
+        "_groups",
+    )
 
     def __init__(
         self, time: float, kind: int, user: int, old: int, new: int, world: World
@@ -169,13 +248,11 @@ class Event:
         self.user = user
         self.old = old
         self.new = new
+        # Whether observers see a change.
+        self.visible = old != new
         self.world = world
         self._friends: np.ndarray | None = None
         self._groups: np.ndarray | None = None
-
-    @property
-    def visible(self) -> bool:
-        return self.old != self.new
 
     def friend_observers(self) -> np.ndarray:
         """Connected reverse friends: users who added this one, online or
@@ -243,25 +320,28 @@ class Simulation:
     def _events(self) -> Iterator[simpy.Event]:
         workload = self.world.workload
         env = self.world.env
+        times = workload.event_time.tolist()
         rows = zip(
-            workload.event_time.tolist(),
+            times,
+            times[1:] + [math.inf],
             workload.event_kind.tolist(),
             workload.event_user.tolist(),
             workload.event_mode.tolist(),
             workload.event_session.tolist(),
             strict=True,
         )
-        follow_ups = self.world.follow_ups
-        for time, kind, user, mode, session in rows:
+        world = self.world
+        follow_ups = world.follow_ups
+        world.next_event_time = times[0] if times else math.inf
+        for time, next_time, kind, user, mode, session in rows:
             if follow_ups and follow_ups[0][0] <= time:
                 yield from self._follow_ups(until=time)
             if not time < env.peek():
                 yield env.timeout(max(0.0, time - env.now))
-            event = self._apply(time, kind, user, mode, session)
+            world.next_event_time = next_time
+            event = world.apply(time, kind, user, mode, session)
             if event is None:
                 continue
-            if event.visible and self.world.watched[user]:
-                self.world.changes.append((time, user, event.new))
             for strategy in self.strategies:
                 strategy.on_event(event)
         yield from self._follow_ups(until=math.inf)
@@ -283,45 +363,8 @@ class Simulation:
             time = agenda[0][0]
             if not time < env.peek():
                 yield env.timeout(max(0.0, time - env.now))
-            heapq.heappop(agenda)[2]()
-
-    def _apply(
-        self, time: float, kind: int, user: int, mode: int, session: int
-    ) -> Event | None:
-        """Update the world for one user event; None when the server sees
-        nothing (a vanished client, a stale timeout or switch)."""
-        world = self.world
-        current = world.session[user] == session
-        if kind == DISCONNECT:
-            if current:
-                world._set_present(user, False)
-                world.vanished_at[user] = time
-                world.mode_when_lost[user] = world.mode[user]
-            return None
-        if kind in (SWITCH, LOGOUT, TIMEOUT) and not (
-            current and world.connected[user]
-        ):
-            return None
-        if kind == TIMEOUT and world.counting(time):
-            world.ghost_seconds.append(time - world.vanished_at[user])
-
-        old = world.shown_one(user)
-        if kind == LOGIN:
-            if world.workload.sessions.reconnect[session]:
-                # A client reconnecting after a crash keeps the status its
-                # user had chosen (invisible users stay invisible).
-                mode = int(world.mode_when_lost[user]) or mode
-            world.session[user] = session
-            world.connected[user] = True
-            world._set_present(user, True)
-            world.mode[user] = mode
-        elif kind == SWITCH:
-            world.mode[user] = mode
-        else:
-            world.connected[user] = False
-            world._set_present(user, False)
-            world.mode[user] = OFFLINE
-        return Event(time, kind, user, old, world.shown_one(user), world)
+            _, _, action, args = heapq.heappop(agenda)
+            action(*args)
 
     def _visits(self) -> Iterator[simpy.Event]:
         workload = self.world.workload

@@ -6,10 +6,13 @@ import pandas as pd
 import pytest
 
 from sim.experiment import Run
-from sim.fanout import connected_members, connected_row, keys_per_shard
+from sim.fanout import connected_members, connected_row, keys_per_shard, push
 from sim.graph import Csr, synthetic_friends, synthetic_groups
 from sim.jit import KERNEL_MODULES, cache_dir
-from sim.scenario import DegreeDistribution
+from sim.metrics import LogHistogram
+from sim.scenario import DegreeDistribution, LengthDistribution
+from sim.tiers import Tier
+from sim.workload import INVISIBLE
 from tests.conftest import ROOT, small_scenario
 
 
@@ -96,7 +99,56 @@ def test_keys_per_shard_of_groups_count_one_key_per_group_and_member():
     assert set(counts.sum(axis=1)) == {120}
 
 
-def _every_strategy():
+def test_histogram_bins_are_the_log_formula():
+    low = LogHistogram.low
+    values = np.array([0.0, low / 2, low, 1e-3, 1e-3, 2e-3, 0.5, 1e12, 1e-3])
+    histogram = LogHistogram()
+    histogram.add(values[:4])
+    histogram.add(values[4:], shift=0.0)
+    # floor(100 log10(v / 1e-7)), values up to 1e-7 in bin 0, the top bin last.
+    bins = [0, 0, 0, 400, 400, 430, 669, 1599, 400]
+    np.testing.assert_array_equal(np.flatnonzero(histogram.counts), sorted(set(bins)))
+    assert histogram.counts[400] == 3
+    assert histogram.count == len(values)
+    assert histogram.total == pytest.approx(values.sum(), rel=1e-15)
+
+
+def test_a_push_counts_its_latencies_as_the_histogram_does():
+    fixed = LengthDistribution(distribution="fixed", mean=1e-5)
+    tier = Tier(
+        "gateway", 2, 2, {"deliver": fixed}, np.random.default_rng(0), 10.0, 1.0
+    )
+    recipients = np.array([3, 4, 5, 6, 7, 8, 9], dtype=np.int32)
+    present = np.ones(10, dtype=bool)
+    present[4] = False
+    mode = np.zeros(10, dtype=np.int8)
+    mode[[5, 6]] = INVISIBLE
+    finish = np.empty(len(recipients))
+    counts = np.zeros(LogHistogram.bins, dtype=np.int64)
+
+    ghosts, hidden, total = push(
+        tier.buffers,
+        tier.op_index("deliver"),
+        recipients,
+        1.0,
+        present,
+        mode,
+        INVISIBLE,
+        finish,
+        counts,
+        0.001 - 0.5,
+    )
+
+    # Each server serves 3 or 4 jobs on 2 workers: finishes after 10 and 20 us.
+    assert (ghosts, hidden) == (1, 2)
+    assert sorted(finish.round(9)) == [1.00001] * 4 + [1.00002] * 3
+    expected = LogHistogram()
+    expected.add(finish, 0.001 - 0.5)
+    np.testing.assert_array_equal(counts, expected.counts)
+    assert total == expected.total
+
+
+def every_strategy():
     return small_scenario(
         strategies={
             "friends": ["push", "poll"],
@@ -108,7 +160,7 @@ def _every_strategy():
 
 
 def test_a_run_shared_among_processes_gives_the_one_process_tables():
-    scenario = _every_strategy()
+    scenario = every_strategy()
     alone = Run(scenario).simulate(processes=1).result().tables
     shared = Run(scenario).simulate(processes=2).result().tables
     assert alone.keys() == shared.keys()

@@ -13,6 +13,9 @@ from sim.protocol.chains import LOGIN_OPS, login_chain, read_statuses, status_wr
 from sim.tiers import Tier
 from sim.workload import INVISIBLE, LOGIN
 
+# The histogram `push` is given when a delivery is not counted (warm-up).
+_NOT_COUNTED = np.zeros(0, dtype=np.int64)
+
 
 class Strategy:
     """How one audience (friends, groups or system messages) learns of what
@@ -35,7 +38,10 @@ class Strategy:
         self.tiers = tiers
         self._bind_clocks()
         self.hop = world.scenario.network.hop_delay
+        self.warmup = world.warmup
         self.sizes = world.scenario.messages
+        self._header_bytes = self.sizes.header_bytes
+        self._status_bytes = self.sizes.status_bytes
         self.metrics = StrategyMetrics()
         # Pushes seen by watched observers: (observer, subject, shown at,
         # status, changed at).
@@ -51,10 +57,14 @@ class Strategy:
         self._random_login = any(op in tiers[tier].random_ops for tier, op in LOGIN_OPS)
         self._deliver_op = tiers["gateway"].op_index("deliver")
         self._random_deliver = "deliver" in tiers["gateway"].random_ops
-        self._push_bytes = self.sizes.header_bytes + self.sizes.status_bytes
+        self._push_bytes = self._header_bytes + self._status_bytes
         self._write_ops = (
             tiers["presence"].op_index("change"),
             tiers["cache"].op_index("set"),
+        )
+        self._random_write = (
+            "change" in tiers["presence"].random_ops
+            or "set" in tiers["cache"].random_ops
         )
 
     def _bind_clocks(self) -> None:
@@ -82,7 +92,8 @@ class Strategy:
         return (self.audience, self.name)
 
     def counting(self, time: float) -> bool:
-        return self.world.counting(time)
+        """Whether an event at `time` is past the warm-up and counts."""
+        return time >= self.warmup
 
     # Hooks the simulation calls.
 
@@ -122,11 +133,12 @@ class Strategy:
         """
         tiers = self.tiers
         friends = self.world.graph.friends
-        degree = int(friends.indptr[user + 1] - friends.indptr[user])
         if self._random_login:
+            degree = int(friends.indptr[user + 1] - friends.indptr[user])
             for tier, op in LOGIN_OPS:
                 tiers[tier].reserve(op, degree if op == "get" else 1)
-        ready, read, shown = login_chain(
+        counted = time >= self.warmup
+        ready, read, waited, degree = login_chain(
             tiers["gateway"].buffers,
             tiers["presence"].buffers,
             tiers["cache"].buffers,
@@ -138,12 +150,11 @@ class Strategy:
             time,
             self.hop,
             self.world.env.now,
+            self.metrics.login.counts if counted else _NOT_COUNTED,
         )
-        if self.counting(time):
-            self.metrics.login.add_one(shown + self.hop - time)
-            self.metrics.bytes += self.sizes.header_bytes + degree * (
-                self.sizes.status_bytes
-            )
+        if counted:
+            self.metrics.login.binned(1, waited)
+            self.metrics.bytes += self._header_bytes + degree * self._status_bytes
         if self.world.watched_observer[user]:
             self.snapshots.append((user, read))
         return ready
@@ -152,8 +163,9 @@ class Strategy:
         """The presence tier applies a status change and writes it to the
         cache; returns when the presence tier is done."""
         presence, cache = self.tiers["presence"], self.tiers["cache"]
-        presence.reserve("change", 1)
-        cache.reserve("set", 1)
+        if self._random_write:
+            presence.reserve("change", 1)
+            cache.reserve("set", 1)
         return status_write(
             presence.buffers,
             cache.buffers,
@@ -212,42 +224,54 @@ class Strategy:
         status: int,
     ) -> None:
         """Schedule a push of one status to `recipients` through their
-        gateways; records latency, bytes, pushes lost to ghosts and the views
-        of watched observers."""
-        gateway = self.tiers["gateway"]
+        gateways, arriving there at `time`."""
         counted = self.counting(changed_at)
-
-        def arrive() -> None:
-            if self._random_deliver:
-                gateway.reserve("deliver", len(recipients))
-            world = self.world
-            finish = np.empty(len(recipients))
-            ghosts, hidden = push(
-                gateway.buffers,
-                self._deliver_op,
-                recipients,
-                time,
-                world.present,
-                world.mode,
-                INVISIBLE,
-                finish,
-            )
-            if counted:
-                metrics = self.metrics
-                metrics.latency.add(finish + (self.hop - changed_at))
-                metrics.ghost_pushes += ghosts
-                metrics.invisible_recipients += hidden
-            if world.watched[subject]:
-                shown_at = finish + self.hop
-                watching = world.watched_observer[recipients]
-                for observer, seen in zip(
-                    recipients[watching].tolist(),
-                    shown_at[watching].tolist(),
-                    strict=True,
-                ):
-                    self.views.append((observer, subject, seen, status, changed_at))
-
         if counted:
             self.metrics.messages += len(recipients)
             self.metrics.bytes += len(recipients) * self._push_bytes
-        self.world.follow_up(time, arrive)
+        self.world.follow_up(
+            time, self._arrive, time, recipients, changed_at, subject, status, counted
+        )
+
+    def _arrive(
+        self,
+        time: float,
+        recipients: np.ndarray,
+        changed_at: float,
+        subject: int,
+        status: int,
+        counted: bool,
+    ) -> None:
+        """The push reaches the gateways: records latency, pushes lost to
+        ghosts and the views of watched observers."""
+        gateway = self.tiers["gateway"]
+        if self._random_deliver:
+            gateway.reserve("deliver", len(recipients))
+        world = self.world
+        metrics = self.metrics
+        finish = np.empty(len(recipients))
+        ghosts, hidden, total = push(
+            gateway.buffers,
+            self._deliver_op,
+            recipients,
+            time,
+            world.present,
+            world.mode,
+            INVISIBLE,
+            finish,
+            metrics.latency.counts if counted else _NOT_COUNTED,
+            self.hop - changed_at,
+        )
+        if counted:
+            metrics.latency.binned(len(recipients), total)
+            metrics.ghost_pushes += ghosts
+            metrics.invisible_recipients += hidden
+        if world.watched[subject]:
+            shown_at = finish + self.hop
+            watching = world.watched_observer[recipients]
+            for observer, seen in zip(
+                recipients[watching].tolist(),
+                shown_at[watching].tolist(),
+                strict=True,
+            ):
+                self.views.append((observer, subject, seen, status, changed_at))

@@ -12,6 +12,7 @@ import numpy as np
 
 from sim.fifo import CACHE, FREE, SCRATCH_INTS, serve_one, unpack
 from sim.jit import kernel_without_refcounts
+from sim.metrics import bin_of
 
 # Operation indices of a login, in the order `login_chain` takes them.
 LOGIN_OPS = (
@@ -66,14 +67,18 @@ def login_chain(
     time: float,
     hop: float,
     now: float,
-) -> tuple[float, float, float]:
+    latency: np.ndarray,
+) -> tuple[float, float, float, int]:
     """A login snapshot: the gateway takes the request, the presence tier
     logs the user in, then writes its status to the cache while the db loads
     its friend list; one batch read of the friends' statuses follows, and
     the gateway delivers the view.
 
-    Returns when the presence tier is done, when the read is answered and
-    when the gateway has delivered the view.
+    Unless `latency` is empty, the login's latency (from `time` to the view
+    at the client) is counted into it, as `sim.metrics.LogHistogram` counts.
+
+    Returns when the presence tier is done, when the read is answered, the
+    login's latency and how many friends' statuses were read.
     """
     gateway = unpack(gateway_buffers[0], gateway_buffers[1])
     presence = unpack(presence_buffers[0], presence_buffers[1])
@@ -90,7 +95,10 @@ def login_chain(
         cache_buffers, ops[4], friends_indptr, friends_indices, user, listed + hop, now
     )
     shown = serve_one(gateway, read + hop, gateway_server, ops[5], 1, now)
-    return ready, read, shown
+    waited = shown + hop - time
+    if len(latency):
+        latency[bin_of(waited)] += 1
+    return ready, read, waited, friends_indptr[user + 1] - friends_indptr[user]
 
 
 @kernel_without_refcounts

@@ -88,7 +88,7 @@ class Poll(Strategy):
         polls = self.next_poll(observers, event.time)
         seen = polls <= self.client_end(observers)
         self.metrics.record_change(int(seen.sum()))
-        self.metrics.latency.add(polls[seen] - event.time)
+        self.metrics.latency.add(polls[seen], -event.time)
 
     def pollers(self, start: float, end: float) -> np.ndarray:
         """Connected users whose poll falls in [start, end), for end - start <= T."""

@@ -86,7 +86,7 @@ class SystemPush(SystemBroadcastBase):
         finish = gateway.serve(
             time + self.hop, gateway.server_of(recipients), "deliver"
         )
-        broadcast.delay.add(finish + self.hop - time)
+        broadcast.delay.add(finish, self.hop - time)
         broadcast.received[recipients] = True
         broadcast.at_send = len(recipients)
         broadcast.lost_to_ghosts = int((~world.present[recipients]).sum())
