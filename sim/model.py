@@ -5,12 +5,13 @@ logouts, vanished clients and heartbeat timeouts), group visits, and the
 ticks of the load time-series slots (where polling and heartbeats are
 computed for the whole slot at once). Strategies react with batch fan-outs;
 the arrival of a push at the gateways, later, is one follow-up per fan-out,
-never one per message, run by the user-event process in time order.
+never one per message, run by the user-event process in time order (at once
+when nothing can happen before it, which is most of the time).
 
-Limitation: each status change still costs about 20 microseconds of Python
+Limitation: each status change still costs about 13 microseconds of Python
 around the compiled kernels (the event loop, the world update, the calls into
-the kernels), so a friend push with few recipients per change runs about 17
-times faster than a per-message model, not 20 (`make bench`).
+the kernels), which bounds the speed-up over a per-message model when changes
+have few recipients: 25x for a friend push at N = 40 (`make bench`).
 """
 
 import heapq
