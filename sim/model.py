@@ -131,10 +131,10 @@ class World:
     def follow_up(
         self, time: float, action: Callable[..., None], *args: object
     ) -> None:
-        """Run `action(*args)` at simulated `time`, later than the user event being
-        handled; for work that follows from user events only (the arrival of
-        a push). The user-event process runs follow-ups in time order between
-        events, without a SimPy event each (see `Simulation`).
+        """Run `action(*args)` at simulated `time`, later than the user event
+        being handled; for work that follows from user events only (the
+        arrival of a push). The user-event process runs follow-ups in time
+        order between events, without a SimPy event each (see `Simulation`).
 
         When nothing else can happen first (no user event, follow-up or SimPy
         event is due by `time`), `action` runs at once: the world and the

@@ -36,6 +36,19 @@ def small_scenario(**sections: object) -> Scenario:
     return parse_scenario(raw)
 
 
+def every_strategy() -> Scenario:
+    """`small_scenario` with every strategy, status switches, abrupt
+    disconnects and a system message."""
+    return small_scenario(
+        strategies={
+            "friends": ["push", "poll"],
+            "groups": ["push", "push_dedup", "lazy_pull"],
+        },
+        behaviour={"status_switches_per_hour": 2, "abrupt_disconnect_share": 0.2},
+        system_messages=[{"at": "2m", "expires": "5m"}],
+    )
+
+
 @pytest.fixture
 def datasets() -> Path:
     return datasets_or_skip()

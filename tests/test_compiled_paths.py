@@ -13,7 +13,7 @@ from sim.metrics import LogHistogram
 from sim.scenario import DegreeDistribution, LengthDistribution
 from sim.tiers import Tier
 from sim.workload import INVISIBLE
-from tests.conftest import ROOT, small_scenario
+from tests.conftest import ROOT, every_strategy, small_scenario
 
 
 def _random_csr(rows: int, columns: int, arcs: int, seed: int) -> Csr:
@@ -146,17 +146,6 @@ def test_a_push_counts_its_latencies_as_the_histogram_does():
     expected.add(finish, 0.001 - 0.5)
     np.testing.assert_array_equal(counts, expected.counts)
     assert total == expected.total
-
-
-def every_strategy():
-    return small_scenario(
-        strategies={
-            "friends": ["push", "poll"],
-            "groups": ["push", "push_dedup", "lazy_pull"],
-        },
-        behaviour={"status_switches_per_hour": 2, "abrupt_disconnect_share": 0.2},
-        system_messages=[{"at": "2m", "expires": "5m"}],
-    )
 
 
 def test_a_run_shared_among_processes_gives_the_one_process_tables():

@@ -4,11 +4,11 @@ before it, and the tables are those of arrivals all run in time order."""
 import heapq
 
 import pandas as pd
+import pytest
 
 from sim.experiment import Run
 from sim.model import World
-from tests.conftest import small_scenario
-from tests.test_compiled_paths import every_strategy
+from tests.conftest import every_strategy, small_scenario
 
 
 def test_a_follow_up_runs_at_once_only_when_nothing_is_due_before_it():
@@ -43,10 +43,27 @@ def test_a_follow_up_after_the_next_user_event_waits():
     assert [args[0] for *_, args in world.follow_ups] == ["after the next event"]
 
 
+@pytest.mark.parametrize(
+    "slot",
+    [
+        # Load slots of 1 s: their SimPy ticks come between change and arrival.
+        1.0,
+        # Slots of 2 min leave arrivals to come after later user events and
+        # after one another.
+        120.0,
+    ],
+)
 def test_arrivals_run_at_once_give_the_tables_of_arrivals_in_time_order(
-    monkeypatch,
+    monkeypatch, slot
 ):
-    scenario = every_strategy()
+    # A 2 s network hop puts each arrival well after its change.
+    base = every_strategy()
+    scenario = base.model_copy(
+        update={
+            "network": base.network.model_copy(update={"hop_delay": 2.0}),
+            "metrics": base.metrics.model_copy(update={"slot": slot}),
+        }
+    )
     at_once = Run(scenario).simulate(processes=1).result().tables
 
     def always_in_order(self, time, action, *args):  # type: ignore[no-untyped-def]
