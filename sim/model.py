@@ -5,13 +5,12 @@ logouts, vanished clients and heartbeat timeouts), group visits, and the
 ticks of the load time-series slots (where polling and heartbeats are
 computed for the whole slot at once). Strategies react with batch fan-outs;
 the arrival of a push at the gateways, later, is one follow-up per fan-out,
-never one per message, run by the user-event process in time order (at once
-when nothing can happen before it, which is most of the time).
+never one per message, run by the user-event process in time order.
 
 Limitation: each status change still costs about 13 microseconds of Python
 around the compiled kernels (the event loop, the world update, the calls into
 the kernels), which bounds the speed-up over a per-message model when changes
-have few recipients: 25x for a friend push at N = 40 (`make bench`).
+have few recipients: 24x for a friend push at N = 40 (`make bench`).
 """
 
 import heapq
@@ -93,8 +92,6 @@ class World:
         self.watched_visits: set[int] = set()
         self.follow_ups: list[tuple[float, int, Callable[..., None], tuple]] = []
         self._follow_up_order = itertools.count()
-        # The time of the next user event not yet handled (see `follow_up`).
-        self.next_event_time = math.inf
         # The per-user arrays as Python sequences over the same memory, for
         # `apply`, which reads and writes one element at a time: indexing a
         # memoryview skips numpy's scalar objects.
@@ -134,21 +131,10 @@ class World:
         """Run `action(*args)` at simulated `time`, later than the user event
         being handled; for work that follows from user events only (the
         arrival of a push). The user-event process runs follow-ups in time
-        order between events, without a SimPy event each (see `Simulation`).
-
-        When nothing else can happen first (no user event, follow-up or SimPy
-        event is due by `time`), `action` runs at once: the world and the
-        tiers it reads are the ones it would find at `time`.
-        """
-        agenda = self.follow_ups
-        if (
-            time <= self.next_event_time
-            and time < self.env.peek()
-            and not (agenda and agenda[0][0] <= time)
-        ):
-            action(*args)
-            return
-        heapq.heappush(agenda, (time, next(self._follow_up_order), action, args))
+        order, without a SimPy event each (see `Simulation`)."""
+        heapq.heappush(
+            self.follow_ups, (time, next(self._follow_up_order), action, args)
+        )
 
     def at(self, time: float, action: Callable[[], None]) -> None:
         """Run `action` at simulated `time` (not before now)."""
@@ -333,19 +319,28 @@ class Simulation:
         )
         world = self.world
         follow_ups = world.follow_ups
-        world.next_event_time = times[0] if times else math.inf
         for time, next_time, kind, user, mode, session in rows:
             if follow_ups and follow_ups[0][0] <= time:
                 yield from self._follow_ups(until=time)
             if not time < env.peek():
                 yield env.timeout(max(0.0, time - env.now))
-            world.next_event_time = next_time
             event = world.apply(time, kind, user, mode, session)
             if event is None:
                 continue
             for strategy in self.strategies:
                 strategy.on_event(event)
+            self._run_due(until=next_time)
         yield from self._follow_ups(until=math.inf)
+
+    def _run_due(self, until: float) -> None:
+        """Run the follow-ups due no later than `until` and before any SimPy
+        event, in time order: those `_follow_ups` would run without waiting
+        (most arrivals of a push, run before the next user event)."""
+        agenda = self.world.follow_ups
+        env = self.world.env
+        while agenda and agenda[0][0] <= until and agenda[0][0] < env.peek():
+            _, _, action, args = heapq.heappop(agenda)
+            action(*args)
 
     def _follow_ups(self, until: float) -> Iterator[simpy.Event]:
         """Run the follow-ups due no later than `until`, in time order.

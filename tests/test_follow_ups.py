@@ -1,46 +1,30 @@
-"""A push's arrival at the gateways runs at once when nothing can come
-before it, and the tables are those of arrivals all run in time order."""
-
-import heapq
+"""Follow-ups (the arrivals of pushes) run in time order: those due before
+anything else can happen run right after the event that made them, the
+others wait in SimPy's queue, and both give the same tables."""
 
 import pandas as pd
 import pytest
 
 from sim.experiment import Run
-from sim.model import World
+from sim.model import Simulation
 from tests.conftest import every_strategy, small_scenario
 
 
-def test_a_follow_up_runs_at_once_only_when_nothing_is_due_before_it():
+def test_follow_ups_due_before_the_next_event_and_any_simpy_event_run_now():
     world = Run(small_scenario()).world
+    simulation = Simulation(world, [], None)
     ran: list[str] = []
-    world.next_event_time = 10.0
     world.env.timeout(2.0)  # a SimPy event due at t = 2
+    for time, label in [(3.0, "c"), (1.0, "a"), (2.0, "b"), (1.5, "a2")]:
+        world.follow_up(time, ran.append, label)
 
-    world.follow_up(1.0, ran.append, "before the SimPy event")
-    world.follow_up(2.0, ran.append, "tied with the SimPy event")
-    world.follow_up(3.0, ran.append, "after the SimPy event")
-    world.follow_up(1.5, ran.append, "after a waiting follow-up")
-    world.follow_up(2.0, ran.append, "tied with a waiting follow-up")
-
-    assert ran == ["before the SimPy event", "after a waiting follow-up"]
-    waiting = sorted(world.follow_ups)
-    assert [(time, args[0]) for time, _, _, args in waiting] == [
-        (2.0, "tied with the SimPy event"),
-        (2.0, "tied with a waiting follow-up"),
-        (3.0, "after the SimPy event"),
-    ]
-
-
-def test_a_follow_up_after_the_next_user_event_waits():
-    world = Run(small_scenario()).world
-    ran: list[str] = []
-    world.next_event_time = 4.0
-    world.follow_up(4.0, ran.append, "with the next event")
-    world.follow_up(4.5, ran.append, "after the next event")
-    # Follow-ups run before a user event of the same time.
-    assert ran == ["with the next event"]
-    assert [args[0] for *_, args in world.follow_ups] == ["after the next event"]
+    simulation._run_due(until=1.2)
+    assert ran == ["a"]
+    # The follow-up tied with the SimPy event waits for it, as does what
+    # comes after.
+    simulation._run_due(until=10.0)
+    assert ran == ["a", "a2"]
+    assert [args[0] for *_, args in sorted(world.follow_ups)] == ["b", "c"]
 
 
 @pytest.mark.parametrize(
@@ -53,7 +37,7 @@ def test_a_follow_up_after_the_next_user_event_waits():
         120.0,
     ],
 )
-def test_arrivals_run_at_once_give_the_tables_of_arrivals_in_time_order(
+def test_follow_ups_run_at_once_give_the_tables_of_follow_ups_that_wait(
     monkeypatch, slot
 ):
     # A 2 s network hop puts each arrival well after its change.
@@ -66,11 +50,7 @@ def test_arrivals_run_at_once_give_the_tables_of_arrivals_in_time_order(
     )
     at_once = Run(scenario).simulate(processes=1).result().tables
 
-    def always_in_order(self, time, action, *args):  # type: ignore[no-untyped-def]
-        entry = (time, next(self._follow_up_order), action, args)
-        heapq.heappush(self.follow_ups, entry)
-
-    monkeypatch.setattr(World, "follow_up", always_in_order)
-    in_order = Run(scenario).simulate(processes=1).result().tables
+    monkeypatch.setattr(Simulation, "_run_due", lambda self, until: None)
+    waiting = Run(scenario).simulate(processes=1).result().tables
     for name, table in at_once.items():
-        pd.testing.assert_frame_equal(in_order[name], table, check_exact=True)
+        pd.testing.assert_frame_equal(waiting[name], table, check_exact=True)
