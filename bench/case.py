@@ -99,21 +99,12 @@ def run_limit(scenario_file: str, overrides: list[str]) -> dict:
     scenario = load_scenario(scenario_file, overrides)
     run = Run(scenario)
     spent = [0.0]
-    inside = [False]
 
     def timed(action):  # type: ignore[no-untyped-def]
-        # A push may arrive within the change that sends it (when nothing
-        # else comes first); that time is counted once, with the change.
         def wrapped(*args):  # type: ignore[no-untyped-def]
-            if inside[0]:
-                return action(*args)
-            inside[0] = True
             began = time.perf_counter()
-            try:
-                return action(*args)
-            finally:
-                spent[0] += time.perf_counter() - began
-                inside[0] = False
+            action(*args)
+            spent[0] += time.perf_counter() - began
 
         return wrapped
 

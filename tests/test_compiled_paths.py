@@ -103,8 +103,9 @@ def test_histogram_bins_are_the_log_formula():
     low = LogHistogram.low
     values = np.array([0.0, low / 2, low, 1e-3, 1e-3, 2e-3, 0.5, 1e12, 1e-3])
     histogram = LogHistogram()
-    histogram.add(values[:4])
-    histogram.add(values[4:], shift=0.0)
+    histogram.add(values[:6])
+    histogram.add(np.array([0.25]), shift=0.25)  # values[6], 0.5
+    histogram.add(values[7:])
     # floor(100 log10(v / 1e-7)), values up to 1e-7 in bin 0, the top bin last.
     bins = [0, 0, 0, 400, 400, 430, 669, 1599, 400]
     np.testing.assert_array_equal(np.flatnonzero(histogram.counts), sorted(set(bins)))

@@ -13,7 +13,8 @@ from sim.protocol.chains import LOGIN_OPS, login_chain, read_statuses, status_wr
 from sim.tiers import Tier
 from sim.workload import INVISIBLE, LOGIN
 
-# The histogram `push` is given when a delivery is not counted (warm-up).
+# The histogram counts handed to a kernel when its values are not counted
+# (they come before the end of the warm-up).
 _NOT_COUNTED = np.zeros(0, dtype=np.int64)
 
 
