@@ -284,6 +284,16 @@ def service_time(state: tuple, op: int, size: int, t: float) -> float:
 
 
 @kernel_without_refcounts
+def _first_free(free: np.ndarray, server: int) -> int:
+    """The server's worker that falls free first (the lowest on a tie)."""
+    chosen = 0
+    for w in range(1, free.shape[1]):
+        if free[server, w] < free[server, chosen]:
+            chosen = w
+    return chosen
+
+
+@kernel_without_refcounts
 def serve_one(
     state: tuple, t: float, server: int, op: int, size: int, now: float
 ) -> float:
@@ -339,9 +349,7 @@ def serve_one(
                     latest = free[server, w]
                     chosen = w
         else:
-            for w in range(1, workers):
-                if free[server, w] < free[server, chosen]:
-                    chosen = w
+            chosen = _first_free(free, server)
         ready = free[server, chosen]
         start = ready if ready > t else t
         finish = start + service
@@ -369,7 +377,6 @@ def serve_batch(
     free, totals, counts, hist = state[FREE], state[TOTALS], state[COUNTS], state[HIST]
     jobs = len(targets)
     servers = free.shape[0]
-    workers = free.shape[1]
     # Jobs that waited, per server; then the bin cache (see below).
     waiting = state[SCRATCH_INTS][2 * CACHE :]
     waiting[:] = 0
@@ -386,10 +393,7 @@ def serve_batch(
     for i in range(jobs):
         server = targets[i] % servers
         service = service_time(state, op, 1, t)
-        chosen = 0
-        for w in range(1, workers):
-            if free[server, w] < free[server, chosen]:
-                chosen = w
+        chosen = _first_free(free, server)
         ready = free[server, chosen]
         start = ready if ready > t else t
         done = start + service

@@ -108,10 +108,6 @@ class World:
     def now(self) -> float:
         return self.env.now
 
-    def counting(self, time: float) -> bool:
-        """Whether an event at `time` is past the warm-up and counts."""
-        return time >= self.warmup
-
     def shown(self, users: np.ndarray | int) -> np.ndarray | int:
         """The status observers see: offline unless connected and visible."""
         visible = self.connected[users] & (self.mode[users] != INVISIBLE)
